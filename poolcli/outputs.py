@@ -1,0 +1,120 @@
+"""Atomic writes and safe output paths.
+
+Every file poolcli writes goes to a temporary file in the destination folder
+first and is moved into place with ``os.replace``: a reader, a crash, a full
+disk or Ctrl-C never leaves a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import OutputError
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "save_npy", "save_json", "save_csv", "safe_name", "inside"]
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+        os.replace(tmp, path)
+    except BaseException as exc:  # also KeyboardInterrupt: never leave the temp file behind
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_npy(path: str | os.PathLike[str], array: Any) -> Path:
+    """Save one array as ``.npy``, atomically."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def save_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def save_csv(path: str | os.PathLike[str], header: list[str], rows: Iterable[Iterable[Any]]) -> Path:
+    import csv
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
+_UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
+
+
+def safe_name(name: str, max_len: int = 120) -> str:
+    """A file-name component that cannot escape a folder or clash with specials.
+
+    >>> safe_name("../../etc/passwd")
+    'etc_passwd'
+    >>> safe_name("cat.png")
+    'cat.png'
+    >>> safe_name("")
+    '_'
+    """
+    s = unicodedata.normalize("NFC", str(name))
+    s = _UNSAFE.sub("_", s.replace(os.sep, "_").replace("/", "_"))
+    s = re.sub(r"_+", "_", s).strip("._") or "_"
+    if len(s) > max_len:
+        import hashlib
+
+        digest = hashlib.sha1(s.encode()).hexdigest()[:8]
+        s = s[: max_len - 9] + "_" + digest
+    return s
+
+
+def inside(root: Path, path: Path) -> bool:
+    """True when ``path`` resolves inside ``root``."""
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def check_writable(out_dir: str | os.PathLike[str]) -> Path:
+    """Create ``out_dir`` if needed and prove it is writable, before any work starts."""
+    out = Path(out_dir)
+    try:
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{out}: --out exists and is not a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".poolcli-write-test.", dir=out)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise OutputError(f"{out}: output folder is not writable ({exc.strerror or exc})") from exc
+    return out

@@ -1,0 +1,459 @@
+"""Pooling cores: arrays in, arrays out, with PyTorch's semantics to the last bit.
+
+Every function here takes (H, W), (C, H, W) or (N, C, H, W) arrays, keeps
+float32/float64 (other real dtypes become float64) and never touches files or
+terminals. Semantics follow ``torch.nn.functional`` (``max_pool2d``,
+``avg_pool2d``, ``lp_pool2d``, ``adaptive_max_pool2d``, ``adaptive_avg_pool2d``)
+and are tested against fixtures that PyTorch 2.13 produced
+(``tests/data/make_golden.py``).
+
+Output size along one axis (PyTorch, ``pooling_output_shape_pad_lr``)::
+
+    k_eff = dilation * (size - 1) + 1
+    out   = floor((H + pad_before + pad_after - k_eff + (stride - 1 if ceil_mode else 0)) / stride) + 1
+    if ceil_mode and (out - 1) * stride >= H + pad_before:   # the last window must start
+        out -= 1                                              # inside the input or the left padding
+
+How the cores compute (no Python loop over pixels):
+
+* max / min: the input is padded with -inf / +inf and reduced separably, first
+  along rows then along columns, by a loop over the window offsets with strided
+  views. Max is exact, so separability changes nothing, and reducing along W
+  first keeps PyTorch's row-major "first maximum wins" rule even for the sign
+  of zero. NaN propagates, as in PyTorch.
+* avg: a loop over the ``kh * kw`` window offsets in row-major order that adds
+  strided views into an accumulator of the input dtype, then one division by
+  the divisor. That is the order PyTorch's CPU kernel sums in, so results are
+  bit-identical to it on the golden fixtures; padded and overhanging taps add
+  exact zeros and are counted by the divisor rules only.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._checks import _is_int, as_planes, pair, restore_planes
+
+POOL_MODES = ("max", "avg", "min", "lp")
+ADAPTIVE_MODES = ("max", "avg", "min")
+
+__all__ = [
+    "POOL_MODES",
+    "ADAPTIVE_MODES",
+    "PoolGeometry",
+    "pool_geometry",
+    "pool2d",
+    "adaptive_pool2d",
+    "global_pool2d",
+]
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """The resolved geometry of one pooling window over an (H, W) input.
+
+    Attributes
+    ----------
+    size, stride, dilation : (int, int)
+    pads : (top, bottom, left, right)
+    out : (OH, OW), the output size.
+    same : bool
+        True for ``padding="same"``: padded values never count.
+    """
+
+    size: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    out: tuple[int, int]
+    same: bool = False
+
+    @property
+    def effective_size(self) -> tuple[int, int]:
+        """``dilation * (size - 1) + 1`` per axis."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.size, self.dilation))  # type: ignore[return-value]
+
+
+def _out_len(n: int, k: int, s: int, d: int, p0: int, p1: int, ceil_mode: bool) -> int:
+    k_eff = d * (k - 1) + 1
+    out = (n + p0 + p1 - k_eff + (s - 1 if ceil_mode else 0)) // s + 1  # floor, also below zero
+    if ceil_mode and (out - 1) * s >= n + p0:
+        out -= 1
+    return out
+
+
+def _norm_padding(padding: Any, size, stride, dilation, hw) -> tuple[tuple[int, int, int, int], bool]:
+    """Padding as (top, bottom, left, right) and whether it is TensorFlow 'same'."""
+    k_eff = [d * (k - 1) + 1 for k, d in zip(size, dilation)]
+    if isinstance(padding, str):
+        key = padding.lower()
+        if key == "valid":
+            return (0, 0, 0, 0), False
+        if key == "same":
+            pads = []
+            for n, s, ke in zip(hw, stride, k_eff):
+                out = -(-n // s)
+                total = max(0, (out - 1) * s + ke - n)
+                pads += [total // 2, total - total // 2]
+            return (pads[0], pads[1], pads[2], pads[3]), True
+        raise ValueError(f"padding must be an int, a pair, (top, bottom, left, right), 'same' or 'valid', got {padding!r}")
+    if isinstance(padding, (tuple, list, np.ndarray)) and len(padding) == 4:
+        if not all(_is_int(v) for v in padding) or min(padding) < 0:
+            raise ValueError(f"padding (top, bottom, left, right) must be ints >= 0, got {tuple(padding)!r}")
+        t, b, l, r = (int(v) for v in padding)
+        for name, p, ke in (("top", t, k_eff[0]), ("bottom", b, k_eff[0]), ("left", l, k_eff[1]), ("right", r, k_eff[1])):
+            if p >= ke:
+                raise ValueError(
+                    f"padding {name}={p} must be smaller than the effective window size {ke} "
+                    f"(a window would hold nothing but padding), got padding={tuple(padding)!r}"
+                )
+        return (t, b, l, r), False
+    ph, pw = pair(padding, "padding", minimum=0)
+    # PyTorch's rule (pool2d_shape_check): pad <= kernel_size // 2, on the
+    # kernel size itself, not the dilated one.
+    if ph > size[0] // 2 or pw > size[1] // 2:
+        raise ValueError(
+            f"padding should be at most half of the window size, got padding={padding!r} "
+            f"for size={size!r} (PyTorch's rule: padding <= size // 2)"
+        )
+    return (ph, ph, pw, pw), False
+
+
+def pool_geometry(
+    hw: tuple[int, int],
+    size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+) -> PoolGeometry:
+    """Validate pooling parameters for an (H, W) input and resolve its geometry.
+
+    Raises ``ValueError`` naming the parameter and quoting the value wherever
+    PyTorch raises, and for an output of size zero.
+
+    >>> pool_geometry((7, 8), 2).out
+    (3, 4)
+    >>> pool_geometry((7, 8), 2, ceil_mode=True).out
+    (4, 4)
+    >>> pool_geometry((5, 5), 3, stride=1, padding="same").pads
+    (1, 1, 1, 1)
+    """
+    size_ = pair(size, "size")
+    stride_ = size_ if stride is None else pair(stride, "stride")
+    dilation_ = pair(dilation, "dilation")
+    h, w = int(hw[0]), int(hw[1])
+    if h < 1 or w < 1:
+        raise ValueError(f"input must have non-empty spatial dimensions, got (H, W) = {(h, w)}")
+    pads, same = _norm_padding(padding, size_, stride_, dilation_, (h, w))
+    oh = _out_len(h, size_[0], stride_[0], dilation_[0], pads[0], pads[1], bool(ceil_mode))
+    ow = _out_len(w, size_[1], stride_[1], dilation_[1], pads[2], pads[3], bool(ceil_mode))
+    if oh < 1 or ow < 1:
+        k_eff = tuple(d * (k - 1) + 1 for k, d in zip(size_, dilation_))
+        raise ValueError(
+            f"size={size!r} is too large for an input of (H, W) = {(h, w)} with padding={padding!r} "
+            f"and dilation={dilation!r}: the window spans {k_eff} and the output would be {(oh, ow)}"
+        )
+    return PoolGeometry(size_, stride_, dilation_, pads, (oh, ow), same)
+
+
+def _padded(a: np.ndarray, g: PoolGeometry, fill: float) -> np.ndarray:
+    """``a`` (P, H, W) padded with ``fill`` to exactly the extent the windows read.
+
+    The extent is ``(out - 1) * stride + k_eff`` from the top-left padding on;
+    in ceil mode it may exceed the user's padding (the overhang), in floor mode
+    it may drop trailing rows that no window reads. No copy when none is needed.
+    """
+    p, h, w = a.shape
+    top, _, left, _ = g.pads
+    need_h = (g.out[0] - 1) * g.stride[0] + g.effective_size[0]
+    need_w = (g.out[1] - 1) * g.stride[1] + g.effective_size[1]
+    if top == 0 and left == 0 and need_h <= h and need_w <= w:
+        return a
+    buf = np.full((p, need_h, need_w), fill, dtype=a.dtype)
+    rows = max(0, min(h, need_h - top))
+    cols = max(0, min(w, need_w - left))
+    buf[:, top : top + rows, left : left + cols] = a[:, :rows, :cols]
+    return buf
+
+
+def _taps(xp: np.ndarray, axis: int, k: int, s: int, d: int, n_out: int):
+    """Strided views of ``xp`` along ``axis``, one per window offset."""
+    for i in range(k):
+        sl = [slice(None)] * xp.ndim
+        sl[axis] = slice(i * d, i * d + (n_out - 1) * s + 1, s)
+        yield xp[tuple(sl)]
+
+
+def _reduce_extreme(a: np.ndarray, g: PoolGeometry, ufunc, fill: float) -> np.ndarray:
+    xp = _padded(a, g, fill)
+    # Along W first, then H: the row-major "first extreme wins" order of PyTorch.
+    cols = None
+    for view in _taps(xp, 2, g.size[1], g.stride[1], g.dilation[1], g.out[1]):
+        cols = view.copy() if cols is None else ufunc(cols, view, out=cols)
+    out = None
+    for view in _taps(cols, 1, g.size[0], g.stride[0], g.dilation[0], g.out[0]):
+        out = view.copy() if out is None else ufunc(out, view, out=out)
+    return out
+
+
+def _tap_counts(n: int, n_out: int, k: int, s: int, d: int, p0: int, lo: int, hi: int) -> np.ndarray:
+    """Per output index, how many window taps fall in [lo, hi) of the input axis."""
+    starts = np.arange(n_out)[:, None] * s - p0
+    pos = starts + np.arange(k)[None, :] * d
+    return ((pos >= lo) & (pos < hi)).sum(axis=1)
+
+
+def _avg(a: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor_override) -> np.ndarray:
+    xp = _padded(a, g, 0.0)
+    kh, kw = g.size
+    (sh, sw), (dh, dw), (oh, ow) = g.stride, g.dilation, g.out
+    acc = np.zeros((a.shape[0], oh, ow), dtype=a.dtype)
+    # Row-major over the window, as PyTorch's CPU kernel sums: bit-identical.
+    for i in range(kh):
+        rows = xp[:, i * dh : i * dh + (oh - 1) * sh + 1 : sh, :]
+        for j in range(kw):
+            acc += rows[:, :, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
+    if divisor_override is not None:
+        return acc / a.dtype.type(divisor_override)
+    h, w = a.shape[1:]
+    top, bottom, left, right = g.pads
+    if count_include_pad and not g.same:
+        ch = _tap_counts(h, oh, kh, sh, dh, top, -top, h + bottom)
+        cw = _tap_counts(w, ow, kw, sw, dw, left, -left, w + right)
+    else:
+        ch = _tap_counts(h, oh, kh, sh, dh, top, 0, h)
+        cw = _tap_counts(w, ow, kw, sw, dw, left, 0, w)
+    div = np.multiply.outer(ch, cw).astype(a.dtype)
+    # A window that counts nothing gives 0, as in PyTorch.
+    return np.divide(acc, div, out=np.zeros_like(acc), where=div != 0)
+
+
+def _torch_pow(x: np.ndarray, p: float) -> np.ndarray:
+    """``x ** p`` with the exact fast paths of PyTorch's ``pow(tensor, scalar)``."""
+    if p == 1:
+        return x.copy()
+    if p == 2:
+        return x * x
+    if p == 3:
+        return x * x * x
+    if p == 0.5:
+        return np.sqrt(x)
+    if p == -1:
+        return np.reciprocal(x)
+    if p == -2:
+        return np.reciprocal(x * x)
+    with np.errstate(invalid="ignore"):
+        return np.power(x, x.dtype.type(p))
+
+
+def _check_p(p: Any) -> float:
+    if p is None:
+        raise ValueError("p (the norm of lp pooling) is required for mode='lp', got None")
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not math.isfinite(p) or p <= 0:
+        raise ValueError(f"p must be a finite number > 0, got {p!r}")
+    return float(p)
+
+
+def pool2d(
+    x: Any,
+    mode: str,
+    size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+    p: float | None = None,
+) -> np.ndarray:
+    """Sliding-window pooling with the semantics of ``torch.nn.functional``.
+
+    Parameters
+    ----------
+    x : array_like, shape (H, W), (C, H, W) or (N, C, H, W)
+        float32 and float64 are kept; other real dtypes become float64.
+    mode : {'max', 'avg', 'min', 'lp'}
+        ``max`` = ``F.max_pool2d``, ``avg`` = ``F.avg_pool2d``, ``min`` =
+        ``-F.max_pool2d(-x)``, ``lp`` = ``F.lp_pool2d`` with norm ``p``.
+    size : int or (int, int)
+        Window size (PyTorch's ``kernel_size``).
+    stride : int or (int, int), optional
+        Defaults to ``size``.
+    padding : int, (int, int), (top, bottom, left, right), 'same' or 'valid'
+        An int or a pair pads both sides, PyTorch-style, and must be at most
+        ``size // 2``. Four ints pad each side on its own (each smaller than the
+        dilated window). ``'same'`` is TensorFlow's: ``out = ceil(H / stride)``,
+        total padding ``max(0, (out - 1) * stride + k_eff - H)``, the smaller
+        half before; padded values never count. ``'valid'`` is no padding.
+        Max pads with -inf, min with +inf, avg and lp with zeros.
+    dilation : int or (int, int)
+        Spacing between window taps, for every mode (PyTorch has it for max only).
+    ceil_mode : bool
+        Round the output size up; the last window must start inside the input
+        or the left padding. Its overhang is never counted by avg.
+    count_include_pad : bool
+        avg: divide by the number of window taps inside the padded input
+        (True) or inside the input itself (False). Ignored for 'same'.
+    divisor_override : int, optional
+        avg and lp: divide every window sum by this instead.
+    p : float, optional
+        The norm of ``lp`` pooling (required for it): ``(avg(x**p) * kh * kw) ** (1/p)``,
+        PyTorch's composition, which is the p-norm of each full window.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(..., OH, OW)``, same dtype as ``x`` (float32 or float64)::
+
+            k_eff = dilation * (size - 1) + 1
+            OH = floor((H + pad_top + pad_bottom - k_eff + (stride - 1 if ceil_mode else 0)) / stride) + 1
+
+        less one in ceil mode when the last window would start at or past
+        ``H + pad_top``; likewise OW.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter and quoting its value, wherever PyTorch raises
+        and for an empty output.
+
+    Examples
+    --------
+    A 2x2 window with stride 2 halves each side:
+
+    >>> import numpy as np
+    >>> x = np.arange(16, dtype=np.float32).reshape(4, 4)
+    >>> pool2d(x, "max", 2)
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    >>> pool2d(x, "avg", 2)
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    >>> pool2d(x, "avg", 3, stride=2, padding=1, count_include_pad=False)
+    array([[ 2.5,  4. ],
+           [ 8.5, 10. ]], dtype=float32)
+    >>> pool2d(x, "max", 3, stride=2, ceil_mode=True).shape
+    (2, 2)
+    """
+    mode = str(mode).lower()
+    if mode not in POOL_MODES:
+        raise ValueError(f"mode must be one of {', '.join(POOL_MODES)}, got {mode!r}")
+    if divisor_override is not None:
+        if not _is_int(divisor_override) or divisor_override == 0:
+            raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
+    pnorm = _check_p(p) if mode == "lp" else None
+    planes, lead = as_planes(x)
+    g = pool_geometry(planes.shape[1:], size, stride, padding, dilation, ceil_mode)
+    if mode == "max":
+        out = _reduce_extreme(planes, g, np.maximum, -np.inf)
+    elif mode == "min":
+        out = _reduce_extreme(planes, g, np.minimum, np.inf)
+    elif mode == "avg":
+        out = _avg(planes, g, bool(count_include_pad), divisor_override)
+    else:
+        avg = _avg(_torch_pow(planes, pnorm), g, bool(count_include_pad), divisor_override)
+        with np.errstate(invalid="ignore"):
+            out = _torch_pow(avg * planes.dtype.type(g.size[0] * g.size[1]), 1.0 / pnorm)
+    return restore_planes(out, lead)
+
+
+def _adaptive_bins(n: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's adaptive bins: start = floor(i*n/o), end = ceil((i+1)*n/o)."""
+    i = np.arange(n_out, dtype=np.int64)
+    return (i * n) // n_out, -((-(i + 1) * n) // n_out)
+
+
+def _adaptive_axis(a: np.ndarray, axis: int, n_out: int, ufunc, fill: float) -> np.ndarray:
+    """Reduce ``a`` over adaptive bins along ``axis`` with ``ufunc.reduceat``.
+
+    Bins may overlap, so reduceat gets the interleaved index list
+    [s0, e0, s1, e1, ...] and every second result is kept; one padding element
+    keeps every index in range.
+    """
+    n = a.shape[axis]
+    starts, ends = _adaptive_bins(n, n_out)
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (0, 1)
+    ap = np.pad(a, pad, constant_values=fill)
+    idx = np.stack([starts, ends], axis=1).ravel()
+    red = ufunc.reduceat(ap, idx, axis=axis)
+    sl = [slice(None)] * a.ndim
+    sl[axis] = slice(0, None, 2)
+    return red[tuple(sl)], ends - starts
+
+
+def adaptive_pool2d(x: Any, mode: str, output_size: Any) -> np.ndarray:
+    """Adaptive pooling to a fixed output size, as ``F.adaptive_{max,avg}_pool2d``.
+
+    Output cell ``(i, j)`` pools rows ``floor(i*H/OH) .. ceil((i+1)*H/OH) - 1``
+    and likewise columns (PyTorch's start/end rule); windows may overlap when
+    OH does not divide H, and OH may exceed H.
+
+    Parameters
+    ----------
+    x : array_like, shape (H, W), (C, H, W) or (N, C, H, W)
+    mode : {'max', 'avg', 'min'}
+    output_size : int or (int or None, int or None)
+        ``None`` keeps that input dimension.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(25, dtype=np.float64).reshape(5, 5)
+    >>> adaptive_pool2d(x, "max", 2)
+    array([[12., 14.],
+           [22., 24.]])
+    >>> adaptive_pool2d(x, "avg", (1, None)).shape
+    (1, 5)
+    """
+    mode = str(mode).lower()
+    if mode not in ADAPTIVE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(ADAPTIVE_MODES)} for adaptive pooling, got {mode!r}")
+    planes, lead = as_planes(x)
+    h, w = planes.shape[1:]
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        osz = (h if output_size[0] is None else output_size[0], w if output_size[1] is None else output_size[1])
+    else:
+        osz = output_size
+    oh, ow = pair(osz, "output_size")
+    if mode == "avg":
+        # Sums in float64 (exact up to 2**53 for float32 inputs), one rounding at the end.
+        wide = planes.astype(np.float64)
+        s, cw = _adaptive_axis(wide, 2, ow, np.add, 0.0)
+        s, ch = _adaptive_axis(s, 1, oh, np.add, 0.0)
+        out = (s / np.multiply.outer(ch, cw)).astype(planes.dtype)
+    else:
+        src = planes if mode == "max" else -planes
+        m, _ = _adaptive_axis(src, 2, ow, np.maximum, -np.inf)
+        m, _ = _adaptive_axis(m, 1, oh, np.maximum, -np.inf)
+        out = m if mode == "max" else -m
+    return restore_planes(out, lead)
+
+
+def global_pool2d(x: Any, mode: str) -> np.ndarray:
+    """Global max / avg / min pooling: one value per plane, shape ``(..., 1, 1)``.
+
+    Equals ``adaptive_pool2d(x, mode, 1)`` (PyTorch computes its 1x1 case
+    with ``mean``); avg sums in float64.
+
+    >>> import numpy as np
+    >>> global_pool2d(np.arange(6.0).reshape(2, 3), "avg")
+    array([[2.5]])
+    """
+    mode = str(mode).lower()
+    if mode not in ADAPTIVE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(ADAPTIVE_MODES)} for global pooling, got {mode!r}")
+    planes, lead = as_planes(x)
+    if mode == "max":
+        out = planes.max(axis=(1, 2), keepdims=True)
+    elif mode == "min":
+        out = planes.min(axis=(1, 2), keepdims=True)
+    else:
+        out = planes.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(planes.dtype)
+    return restore_planes(out, lead)

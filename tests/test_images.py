@@ -1,0 +1,616 @@
+"""Tests of poolcli.images: every mode in, broken files, PNG out, montages.
+
+All inputs are generated into ``tmp_path`` with Pillow and NumPy.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import threading
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from poolcli.errors import InputError
+from poolcli.images import IMAGE_EXTENSIONS, encode_png, load_image, montage, to_uint8
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_images"
+RNG = np.random.default_rng(1234)
+
+
+def _check(arr: np.ndarray, channels: int, shape: tuple[int, int]) -> None:
+    assert arr.dtype == np.float32
+    assert arr.flags.c_contiguous
+    assert arr.shape == (channels, *shape)
+
+
+# ------------------------------------------------------------------ modes ---
+
+
+def test_extensions_cover_common_formats():
+    for ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pbm"):
+        assert ext in IMAGE_EXTENSIONS
+    assert all(ext == ext.lower() and ext.startswith(".") for ext in IMAGE_EXTENSIONS)
+    assert ".pdf" not in IMAGE_EXTENSIONS
+
+
+def test_L_png_is_exactly_value_over_255(tmp_path):
+    arr = RNG.integers(0, 256, size=(17, 23), dtype=np.uint8)
+    arr[0, 0], arr[0, 1] = 0, 255
+    path = tmp_path / "l.png"
+    Image.fromarray(arr).save(path)
+    out = load_image(path)
+    _check(out, 1, arr.shape)
+    np.testing.assert_array_equal(out[0], arr.astype(np.float32) / 255)
+    np.testing.assert_array_equal(load_image(path, color="keep"), out)
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".pgm", ".tif", ".webp"])
+def test_L_other_formats(tmp_path, suffix):
+    if suffix not in IMAGE_EXTENSIONS:
+        pytest.skip(f"{suffix} not supported by this Pillow")
+    arr = RNG.integers(0, 256, size=(9, 11), dtype=np.uint8)
+    path = tmp_path / f"l{suffix}"
+    kwargs = {"lossless": True} if suffix == ".webp" else {}
+    Image.fromarray(arr).save(path, **kwargs)
+    out = load_image(path)
+    _check(out, 1, arr.shape)
+    if suffix != ".webp":  # lossless WebP stores gray as RGB: luma, not exact
+        np.testing.assert_array_equal(out[0], arr.astype(np.float32) / 255)
+    else:
+        np.testing.assert_allclose(out[0], arr / 255, atol=1e-6)
+
+
+def test_16bit_png_is_value_over_65535(tmp_path):
+    arr = RNG.integers(0, 65536, size=(12, 10), dtype=np.uint16)
+    arr[0, 0], arr[0, 1] = 0, 65535
+    path = tmp_path / "g16.png"
+    Image.fromarray(arr).save(path)
+    with Image.open(path) as im:  # really stored and read as 16-bit
+        assert im.mode.startswith("I")
+    out = load_image(path)
+    _check(out, 1, arr.shape)
+    np.testing.assert_array_equal(out[0], arr.astype(np.float32) / 65535)
+    assert out.max() == 1.0
+
+
+def test_16bit_big_endian_tiff(tmp_path):
+    arr = RNG.integers(0, 65536, size=(6, 7), dtype=np.uint16)
+    im = Image.frombytes("I;16B", (7, 6), arr.astype(">u2").tobytes())
+    path = tmp_path / "g16b.tif"
+    im.save(path)
+    out = load_image(path)
+    np.testing.assert_array_equal(out[0], arr.astype(np.float32) / 65535)
+
+
+def test_float_tiff_kept_exactly(tmp_path):
+    arr = RNG.normal(0, 1000, size=(8, 9)).astype(np.float32)
+    arr[0, :4] = [-3.5, 1e6, np.nan, np.inf]
+    arr[1, 0] = -np.inf
+    path = tmp_path / "f.tif"
+    Image.fromarray(arr).save(path)
+    out = load_image(path)
+    _check(out, 1, arr.shape)
+    np.testing.assert_array_equal(out[0], arr)  # NaN == NaN for this assert
+
+
+def test_int32_tiff_in_16bit_range_is_scaled(tmp_path):
+    arr = RNG.integers(0, 65536, size=(5, 6)).astype(np.int32)
+    path = tmp_path / "i.tif"
+    Image.fromarray(arr).save(path)
+    with Image.open(path) as im:
+        assert im.mode == "I"
+    np.testing.assert_array_equal(load_image(path)[0], arr.astype(np.float32) / 65535)
+
+
+def test_int32_tiff_outside_16bit_range_is_unscaled(tmp_path):
+    arr = RNG.integers(-100_000, 1_000_000, size=(5, 6)).astype(np.int32)
+    path = tmp_path / "i.tif"
+    Image.fromarray(arr).save(path)
+    np.testing.assert_array_equal(load_image(path)[0], arr.astype(np.float32))
+
+
+def test_mode_1_is_zero_or_one(tmp_path):
+    arr = RNG.random((10, 13)) > 0.5
+    path = tmp_path / "b.png"
+    Image.fromarray(arr).save(path)
+    with Image.open(path) as im:
+        assert im.mode == "1"
+    out = load_image(path)
+    _check(out, 1, arr.shape)
+    np.testing.assert_array_equal(out[0], arr.astype(np.float32))
+
+
+def test_LA_gray_drops_alpha_keep_keeps_it(tmp_path):
+    arr = RNG.integers(0, 256, size=(7, 8, 2), dtype=np.uint8)
+    path = tmp_path / "la.png"
+    Image.fromarray(arr).save(path)
+    with Image.open(path) as im:
+        assert im.mode == "LA"
+    gray = load_image(path)
+    _check(gray, 1, (7, 8))
+    np.testing.assert_array_equal(gray[0], arr[..., 0].astype(np.float32) / 255)
+    keep = load_image(path, color="keep")
+    _check(keep, 2, (7, 8))
+    np.testing.assert_array_equal(keep[1], arr[..., 1].astype(np.float32) / 255)
+
+
+def test_palette_with_transparency(tmp_path):
+    im = Image.new("P", (4, 3), 0)
+    palette = [0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * (256 * 3 - 9)
+    im.putpalette(palette)
+    im.putpixel((1, 0), 1)  # red
+    im.putpixel((2, 0), 2)  # green
+    path = tmp_path / "p.png"
+    im.save(path, transparency=0)
+    keep = load_image(path, color="keep")
+    _check(keep, 4, (3, 4))
+    assert keep[3, 0, 0] == 0.0 and keep[3, 0, 1] == 1.0  # index 0 transparent
+    np.testing.assert_array_equal(keep[:3, 0, 1], [1.0, 0.0, 0.0])
+    gray = load_image(path)
+    _check(gray, 1, (3, 4))
+    assert gray[0, 0, 1] == pytest.approx(0.299, abs=1e-6)
+    assert gray[0, 0, 2] == pytest.approx(0.587, abs=1e-6)
+
+
+def test_palette_without_transparency_is_rgb(tmp_path):
+    im = Image.new("P", (3, 3), 0)
+    im.putpalette([10, 20, 30] * 256)
+    path = tmp_path / "p.png"
+    im.save(path)
+    _check(load_image(path, color="keep"), 3, (3, 3))
+
+
+@pytest.mark.parametrize(
+    ("rgb", "expected"),
+    [((255, 0, 0), 0.299), ((0, 255, 0), 0.587), ((0, 0, 255), 0.114), ((255, 255, 255), 1.0)],
+)
+def test_gray_weights_bt601(tmp_path, rgb, expected):
+    path = tmp_path / "c.png"
+    Image.new("RGB", (2, 2), rgb).save(path)
+    out = load_image(path)
+    _check(out, 1, (2, 2))
+    assert float(out[0, 0, 0]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_rgb_keep_and_gray_formula(tmp_path):
+    arr = RNG.integers(0, 256, size=(5, 6, 3), dtype=np.uint8)
+    path = tmp_path / "rgb.png"
+    Image.fromarray(arr).save(path)
+    keep = load_image(path, color="keep")
+    _check(keep, 3, (5, 6))
+    np.testing.assert_array_equal(keep, np.moveaxis(arr, -1, 0).astype(np.float32) / 255)
+    gray = load_image(path)
+    x = keep.astype(np.float64)
+    np.testing.assert_allclose(gray[0], 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2], atol=1e-6)
+
+
+def test_rgba_gray_ignores_alpha_keep_has_four(tmp_path):
+    arr = RNG.integers(0, 256, size=(4, 5, 4), dtype=np.uint8)
+    path = tmp_path / "rgba.png"
+    Image.fromarray(arr).save(path)
+    keep = load_image(path, color="keep")
+    _check(keep, 4, (4, 5))
+    gray = load_image(path)
+    x = keep[:3].astype(np.float64)
+    np.testing.assert_allclose(gray[0], 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2], atol=1e-6)
+
+
+def test_cmyk_jpeg_converted_to_rgb(tmp_path):
+    path = tmp_path / "cmyk.jpg"
+    im = Image.new("CMYK", (16, 8), (0, 0, 0, 0))
+    im.paste((255, 0, 0, 0), (0, 0, 8, 8))  # cyan on the left half
+    im.save(path, quality=95)
+    with Image.open(path) as check:
+        assert check.mode == "CMYK"
+    keep = load_image(path, color="keep")
+    _check(keep, 3, (8, 16))
+    np.testing.assert_allclose(keep[:, 4, 12], [1.0, 1.0, 1.0], atol=0.03)  # white
+    np.testing.assert_allclose(keep[:, 4, 2], [0.0, 1.0, 1.0], atol=0.03)  # cyan
+    _check(load_image(path), 1, (8, 16))
+
+
+def test_exif_orientation_applied(tmp_path):
+    arr = np.zeros((20, 40, 3), dtype=np.uint8)  # H=20, W=40
+    arr[:6, :6] = (255, 255, 255)  # a white block at the top-left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rot.jpg"
+    Image.fromarray(arr).save(path, exif=exif, quality=95)
+    out = load_image(path)
+    _check(out, 1, (40, 20))
+    assert out[0, :4, -4:].mean() > 0.9  # top-left went to top-right
+    assert out[0, :4, :4].mean() < 0.1
+
+
+def test_multiframe_gif_reads_first_frame(tmp_path):
+    frames = [Image.new("L", (16, 12), value) for value in range(10, 260, 5)]
+    assert len(frames) == 50
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with Image.open(path) as im:
+        assert im.n_frames == 50
+    out = load_image(path)
+    _check(out, 1, (12, 16))
+    np.testing.assert_allclose(out, 10 / 255, atol=1e-6)
+
+
+def test_long_gif_is_fast(tmp_path):
+    frames = [Image.new("L", (32, 32), value % 256) for value in range(1000)]
+    path = tmp_path / "long.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    start = time.perf_counter()
+    load_image(path)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_multipage_tiff_reads_first_page(tmp_path):
+    pages = [Image.new("L", (5, 4), v) for v in (30, 60, 90)]
+    path = tmp_path / "pages.tif"
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    np.testing.assert_array_equal(load_image(path), np.float32(30) / np.float32(255))
+
+
+def test_one_pixel_image(tmp_path):
+    path = tmp_path / "one.png"
+    Image.new("L", (1, 1), 128).save(path)
+    out = load_image(path)
+    _check(out, 1, (1, 1))
+    assert out[0, 0, 0] == np.float32(128) / np.float32(255)
+
+
+def test_accepts_str_path(tmp_path):
+    path = tmp_path / "s.png"
+    Image.new("RGB", (2, 3)).save(path)
+    _check(load_image(str(path), color="keep"), 3, (3, 2))
+
+
+@pytest.mark.parametrize("color", ["rgb", "GRAY", "", None, 3])
+def test_bad_color_is_value_error(tmp_path, color):
+    path = tmp_path / "c.png"
+    Image.new("L", (2, 2)).save(path)
+    with pytest.raises(ValueError, match=r"color must be 'gray' or 'keep'; got") as info:
+        load_image(path, color=color)
+    assert repr(color) in str(info.value)
+
+
+# ---------------------------------------------------------- broken inputs ---
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+
+
+def _good_png(tmp_path) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(RNG.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)).save(
+        buffer, format="PNG"
+    )
+    return buffer.getvalue()
+
+
+def _good_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(RNG.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)).save(
+        buffer, format="JPEG"
+    )
+    return buffer.getvalue()
+
+
+BROKEN = {
+    "zero_bytes": lambda tp: b"",
+    "text": lambda tp: b"this is not an image, just some text\n",
+    "signature_only": lambda tp: _good_png(tp)[:8],
+    "header_only": lambda tp: _good_png(tp)[:33],
+    "png_half": lambda tp: (lambda d: d[: len(d) // 2])(_good_png(tp)),
+    "header_no_data": lambda tp: _png_header(16, 16) + _chunk(b"IEND", b""),
+    "bad_header_crc": lambda tp: (lambda d: d[:29] + b"\x00\x00\x00\x00" + d[33:])(_good_png(tp)),
+    "garbled_idat": lambda tp: (lambda d: d[:60] + bytes(200) + d[260:])(_good_png(tp)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_png_raises_input_error(tmp_path, case):
+    path = tmp_path / f"{case}.png"
+    path.write_bytes(BROKEN[case](tmp_path))
+    with pytest.raises(InputError) as info:
+        load_image(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert info.value.path == str(path)
+
+
+def test_truncated_jpeg(tmp_path):
+    data = _good_jpeg()
+    path = tmp_path / "half.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated or corrupt image data"):
+        load_image(path)
+
+
+def test_reasons(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.png"
+    text.write_text("hello")
+    half = tmp_path / "half.png"
+    data = _good_png(tmp_path)
+    half.write_bytes(data[: len(data) // 2])
+    cases = {
+        tmp_path / "missing.png": "file not found",
+        tmp_path / "no" / "such" / "dir.png": "file not found",
+        empty: "empty file",
+        text: "not an image Pillow can read",
+        half: "truncated or corrupt image data",
+    }
+    for path, reason in cases.items():
+        with pytest.raises(InputError) as info:
+            load_image(path)
+        assert str(info.value) == f"{path}: {info.value.reason}"
+        assert reason in info.value.reason
+
+
+def test_directory_named_like_an_image(tmp_path):
+    path = tmp_path / "x.png"
+    path.mkdir()
+    with pytest.raises(InputError, match="is a directory") as info:
+        load_image(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_is_refused_promptly(tmp_path):
+    path = tmp_path / "x.png"
+    os.mkfifo(path)
+    result = {}
+
+    def target():
+        try:
+            load_image(path)
+        except InputError as exc:
+            result["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    if worker.is_alive():  # unblock the reader before failing
+        with open(path, "wb"):
+            pass
+        pytest.fail("load_image blocked on a FIFO")
+    assert "not a regular file" in str(result["error"])
+    assert str(path) in str(result["error"])
+
+
+@pytest.mark.parametrize("side", [100_000, 10_000])  # error zone, warning zone
+def test_decompression_bomb_header_is_input_error(tmp_path, side):
+    limit = Image.MAX_IMAGE_PIXELS
+    assert limit and side * side > limit
+    path = tmp_path / "bomb.png"
+    idat = zlib.compress(b"\x00" * 64)
+    path.write_bytes(_png_header(side, side) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError, match=r"image too large \(\d+ pixels > limit \d+\)"):
+            load_image(path)
+    assert Image.MAX_IMAGE_PIXELS == limit  # the check was not switched off
+
+
+def test_bomb_check_holds_without_warning_filter(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header(10_000, 10_000) + _chunk(b"IEND", b""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(InputError, match="image too large"):
+            load_image(path)
+
+
+# ---------------------------------------------------------------- to_uint8 ---
+
+
+def test_to_uint8_min_max():
+    plane = np.array([[-2.0, 0.0], [2.0, 1.0]], dtype=np.float32)
+    out = to_uint8(plane)
+    assert out.dtype == np.uint8 and out.shape == (2, 2)
+    assert out.min() == 0 and out.max() == 255
+    np.testing.assert_array_equal(out, [[0, 128], [255, 191]])
+
+
+@pytest.mark.parametrize("value", [0.0, 5.0, -1e30, np.nan])
+def test_to_uint8_constant_map_is_flat_without_warnings(value):
+    plane = np.full((4, 5), value, dtype=np.float32)
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        out = to_uint8(plane)
+    np.testing.assert_array_equal(out, np.zeros((4, 5), dtype=np.uint8))
+
+
+def test_to_uint8_non_finite():
+    plane = np.array([[np.nan, np.inf, -np.inf, 1.0, 3.0]])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        out = to_uint8(plane)
+    np.testing.assert_array_equal(out, [[0, 255, 0, 0, 255]])
+    all_inf = to_uint8(np.array([[np.inf, -np.inf], [np.nan, np.inf]]))
+    np.testing.assert_array_equal(all_inf, [[255, 0], [0, 255]])
+
+
+def test_to_uint8_extreme_values_no_overflow():
+    plane = np.array([[-np.finfo(np.float64).max, 0.0, np.finfo(np.float64).max]])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        out = to_uint8(plane)
+    np.testing.assert_array_equal(out, [[0, 128, 255]])
+
+
+def test_to_uint8_int_and_noncontiguous_input():
+    plane = np.arange(24).reshape(4, 6)[:, ::2]
+    out = to_uint8(plane)
+    assert out[0, 0] == 0 and out[-1, -1] == 255
+
+
+@pytest.mark.parametrize("shape", [(3,), (1, 2, 3), ()])
+def test_to_uint8_rejects_non_2d(shape):
+    with pytest.raises(ValueError, match=r"plane must be a 2-D array; got shape"):
+        to_uint8(np.zeros(shape))
+
+
+# -------------------------------------------------------------- encode_png ---
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (5, 7, 3), (1, 1)])
+def test_encode_png_round_trip(shape):
+    arr = RNG.integers(0, 256, size=shape, dtype=np.uint8)
+    data = encode_png(arr)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "PNG"
+        np.testing.assert_array_equal(np.asarray(im), arr)
+    assert encode_png(arr.copy()) == data  # deterministic bytes
+
+
+def test_encode_png_noncontiguous():
+    arr = RNG.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)[:, ::2]
+    with Image.open(io.BytesIO(encode_png(arr))) as im:
+        np.testing.assert_array_equal(np.asarray(im), arr)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((2, 2), dtype=np.float32), "array must have dtype uint8; got float32"),
+        (np.zeros((2, 2, 4), dtype=np.uint8), r"array must have shape \(H, W\) or \(H, W, 3\)"),
+        (np.zeros((2,), dtype=np.uint8), r"array must have shape"),
+        (np.zeros((0, 3), dtype=np.uint8), r"array must not be empty"),
+    ],
+)
+def test_encode_png_errors(array, message):
+    with pytest.raises(ValueError, match=message):
+        encode_png(array)
+
+
+# ----------------------------------------------------------------- montage ---
+
+
+def _open_png(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    assert im.format == "PNG" and im.mode == "RGB"
+    return im
+
+
+def test_montage_grows_with_panels():
+    x = RNG.random((3, 32, 32)).astype(np.float32)
+    pooled = x[:1].reshape(1, 16, 2, 16, 2).max(axis=(2, 4))
+    widths = []
+    for n in range(4):
+        panels = [(f"{i + 1}: max(size=2) 1x16x16", pooled) for i in range(n)]
+        im = _open_png(montage(x, panels, height=64))
+        widths.append(im.width)
+        assert im.height > 64
+    assert widths == sorted(widths) and len(set(widths)) == 4
+    steps = np.diff(widths)
+    assert np.all(steps == steps[0])  # identical panels, identical width steps
+
+
+def test_montage_blocks_are_nearest_neighbour():
+    x = np.zeros((1, 2, 8), dtype=np.float32)  # wide enough to be wider than its label
+    x[0, 0, 0] = 1.0
+    im = _open_png(montage(x, [], height=64))
+    arr = np.asarray(im)
+    assert im.height > 64 and im.width == 2 * 10 + 8 * 32 + 2
+    # The top-left 32x32 block of the map is white, its neighbour black.
+    margin = 10 + 1
+    assert (arr[margin : margin + 32, margin : margin + 32] == 255).all()
+    assert (arr[margin : margin + 32, margin + 32 : margin + 64] == 0).all()
+
+
+def test_montage_channels_stacked_and_cut():
+    x = RNG.random((1, 16, 16)).astype(np.float32)
+    one = _open_png(montage(x, [("a", RNG.random((1, 8, 8)))], height=32))
+    four = _open_png(montage(x, [("b", RNG.random((4, 8, 8)))], height=32, max_channels=4))
+    ten = _open_png(montage(x, [("c", RNG.random((10, 8, 8)))], height=32, max_channels=4))
+    assert four.height > one.height
+    assert ten.height == four.height  # cut at max_channels
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 1), (1, 1, 2000), (1, 2000, 1), (3, 1, 1), (2, 5, 3), (1, 600, 900)]
+)
+def test_montage_odd_shapes(shape):
+    x = RNG.random(shape).astype(np.float32)
+    panels = [("same", x), ("tiny", np.ones((1, 1, 1))), ("const", np.zeros((2, 3, 3)))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        im = _open_png(montage(x, panels))
+    assert im.width < 6000 and im.height < 3000
+
+
+def test_montage_rgb_input_is_colour():
+    x = np.zeros((3, 4, 40), dtype=np.float32)
+    x[0] = 1.0  # pure red
+    x[1, 0, 0] = 0.5
+    arr = np.asarray(_open_png(montage(x, [], height=64)))  # scaled 6x: 24x240
+    pixel = arr[11 + 23, 11 + 239]  # bottom-right of the input map
+    assert tuple(pixel) == (255, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"height": 0}, "height must be a positive integer; got 0"),
+        ({"height": 2.5}, "height must be a positive integer; got 2.5"),
+        ({"max_channels": 0}, "max_channels must be a positive integer; got 0"),
+    ],
+)
+def test_montage_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        montage(np.zeros((1, 2, 2)), [], **kwargs)
+
+
+def test_montage_bad_arrays():
+    with pytest.raises(ValueError, match=r"input_image must be a non-empty \(C, H, W\) array"):
+        montage(np.zeros((1, 1, 2, 2)), [])
+    with pytest.raises(ValueError, match=r"panels\[0\] \('p'\) must be a non-empty"):
+        montage(np.zeros((1, 2, 2)), [("p", np.zeros((1, 0, 2)))])
+
+
+# ----------------------------------------------------------- sample images ---
+
+SAMPLE_NAMES = ["checkerboard.png", "shapes.png", "gradient.png", "texture.png", "scene.png"]
+
+
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_sample_images_exist_small_and_load(name):
+    path = SAMPLES / name
+    assert path.is_file()
+    assert path.stat().st_size < 200_000
+    out = load_image(path)
+    assert out.ndim == 3 and out.shape[0] == 1
+    assert np.isfinite(out).all() and 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_sample_image_modes_and_sizes():
+    expected = {
+        "checkerboard.png": ("L", (256, 256)),
+        "shapes.png": ("RGB", (256, 256)),
+        "gradient.png": ("I;16", (256, 256)),
+        "texture.png": ("RGB", (256, 256)),
+        "scene.png": ("RGB", (320, 240)),
+    }
+    for name, (mode, size) in expected.items():
+        with Image.open(SAMPLES / name) as im:
+            assert (im.mode, im.size) == (mode, size), name
+    gradient = load_image(SAMPLES / "gradient.png")
+    assert len(np.unique(gradient)) > 256  # really 16-bit data
+    assert gradient.min() == 0.0 and gradient.max() == 1.0
