@@ -388,6 +388,40 @@ def _adaptive_axis(a: np.ndarray, axis: int, n_out: int, ufunc, fill: float) -> 
     return red[tuple(sl)], ends - starts
 
 
+_EXACT_TAPS = 64  # adaptive avg: up to this many window offsets, sum in PyTorch's order
+
+
+def _adaptive_avg(a: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    """Adaptive average, bit-identical to PyTorch where that is cheap.
+
+    PyTorch's CPU kernel sums each bin row-major in the input dtype and divides
+    by the bin height, then by its width. With few window offsets (the usual
+    case: output a sizeable fraction of the input) that is reproduced exactly
+    by a loop over the offsets with masked gathers; for large bins (a loop
+    over nearly every pixel) the bins are summed in float64 with ``reduceat``
+    and rounded once, within 1e-6 relative of PyTorch (which uses ``mean`` for
+    1x1 outputs anyway).
+    """
+    h, w = a.shape[1:]
+    sh, eh = _adaptive_bins(h, oh)
+    sw, ew = _adaptive_bins(w, ow)
+    lh, lw = eh - sh, ew - sw
+    if int(lh.max()) * int(lw.max()) > _EXACT_TAPS:
+        wide = a.astype(np.float64)
+        s, _ = _adaptive_axis(wide, 2, ow, np.add, 0.0)
+        s, _ = _adaptive_axis(s, 1, oh, np.add, 0.0)
+        return (s / np.multiply.outer(lh, lw)).astype(a.dtype)
+    acc = np.zeros((a.shape[0], oh, ow), dtype=a.dtype)
+    zero = a.dtype.type(0)
+    for th in range(int(lh.max())):
+        rows = a[:, np.minimum(sh + th, eh - 1), :]
+        row_ok = (th < lh)[:, None]
+        for tw in range(int(lw.max())):
+            tap = rows[:, :, np.minimum(sw + tw, ew - 1)]
+            acc += np.where(row_ok & (tw < lw)[None, :], tap, zero)
+    return acc / lh.astype(a.dtype)[:, None] / lw.astype(a.dtype)[None, :]
+
+
 def adaptive_pool2d(x: Any, mode: str, output_size: Any) -> np.ndarray:
     """Adaptive pooling to a fixed output size, as ``F.adaptive_{max,avg}_pool2d``.
 
@@ -423,11 +457,7 @@ def adaptive_pool2d(x: Any, mode: str, output_size: Any) -> np.ndarray:
         osz = output_size
     oh, ow = pair(osz, "output_size")
     if mode == "avg":
-        # Sums in float64 (exact up to 2**53 for float32 inputs), one rounding at the end.
-        wide = planes.astype(np.float64)
-        s, cw = _adaptive_axis(wide, 2, ow, np.add, 0.0)
-        s, ch = _adaptive_axis(s, 1, oh, np.add, 0.0)
-        out = (s / np.multiply.outer(ch, cw)).astype(planes.dtype)
+        out = _adaptive_avg(planes, oh, ow)
     else:
         src = planes if mode == "max" else -planes
         m, _ = _adaptive_axis(src, 2, ow, np.maximum, -np.inf)
