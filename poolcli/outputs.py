@@ -33,6 +33,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), _FILE_MODE)
         os.replace(tmp, path)
     except BaseException as exc:  # also KeyboardInterrupt: never leave the temp file behind
         try:
@@ -71,6 +73,15 @@ def save_csv(path: str | os.PathLike[str], header: list[str], rows: Iterable[Ite
     w.writerows(rows)
     return atomic_write_text(path, buf.getvalue())
 
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; finished outputs get the usual 0666 & ~umask.
+_FILE_MODE = 0o666 & ~_umask()
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 

@@ -3,7 +3,7 @@
 Deterministic (fixed seeds, no network, no time stamps): running it twice gives
 byte-identical files. Usage, from the repository root::
 
-    python scripts/make_sample_images.py [OUT_DIR]
+    python sample_images/make_sample_images.py [OUT_DIR]
 
 Files (all PNG, each asserted to be under 200 KB):
 
@@ -172,5 +172,5 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    root = Path(__file__).resolve().parent.parent
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else root / "sample_images")
+    here = Path(__file__).resolve().parent
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else here)
