@@ -40,6 +40,7 @@ import numpy as np
 from ._checks import _is_int, as_planes, pair, restore_planes
 
 POOL_MODES = ("max", "avg", "min", "lp")
+PADDING_MODES = ("default", "circular")
 ADAPTIVE_MODES = ("max", "avg", "min")
 
 __all__ = [
@@ -162,7 +163,7 @@ def pool_geometry(
     return PoolGeometry(size_, stride_, dilation_, pads, (oh, ow), same)
 
 
-def _padded(a: np.ndarray, g: PoolGeometry, fill: float) -> np.ndarray:
+def _padded(a: np.ndarray, g: PoolGeometry, fill: float, circular: bool = False) -> np.ndarray:
     """``a`` (P, H, W) padded with ``fill`` to exactly the extent the windows read.
 
     The extent is ``(out - 1) * stride + k_eff`` from the top-left padding on;
@@ -175,6 +176,10 @@ def _padded(a: np.ndarray, g: PoolGeometry, fill: float) -> np.ndarray:
     need_w = (g.out[1] - 1) * g.stride[1] + g.effective_size[1]
     if top == 0 and left == 0 and need_h <= h and need_w <= w:
         return a
+    if circular:  # wrap around: the padding holds the opposite edge's values
+        rows = (np.arange(need_h) - top) % h
+        cols = (np.arange(need_w) - left) % w
+        return a[:, rows][:, :, cols]
     buf = np.full((p, need_h, need_w), fill, dtype=a.dtype)
     rows = max(0, min(h, need_h - top))
     cols = max(0, min(w, need_w - left))
@@ -190,8 +195,8 @@ def _taps(xp: np.ndarray, axis: int, k: int, s: int, d: int, n_out: int):
         yield xp[tuple(sl)]
 
 
-def _reduce_extreme(a: np.ndarray, g: PoolGeometry, ufunc, fill: float) -> np.ndarray:
-    xp = _padded(a, g, fill)
+def _reduce_extreme(a: np.ndarray, g: PoolGeometry, ufunc, fill: float, circular: bool = False) -> np.ndarray:
+    xp = _padded(a, g, fill, circular)
     # Along W first, then H: the row-major "first extreme wins" order of PyTorch.
     cols = None
     for view in _taps(xp, 2, g.size[1], g.stride[1], g.dilation[1], g.out[1]):
@@ -209,8 +214,8 @@ def _tap_counts(n: int, n_out: int, k: int, s: int, d: int, p0: int, lo: int, hi
     return ((pos >= lo) & (pos < hi)).sum(axis=1)
 
 
-def _avg(a: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor_override) -> np.ndarray:
-    xp = _padded(a, g, 0.0)
+def _avg(a: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor_override, circular: bool = False) -> np.ndarray:
+    xp = _padded(a, g, 0.0, circular)
     kh, kw = g.size
     (sh, sw), (dh, dw), (oh, ow) = g.stride, g.dilation, g.out
     acc = np.zeros((a.shape[0], oh, ow), dtype=a.dtype)
@@ -223,7 +228,10 @@ def _avg(a: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor_overri
         return acc / a.dtype.type(divisor_override)
     h, w = a.shape[1:]
     top, bottom, left, right = g.pads
-    if count_include_pad and not g.same:
+    if circular:  # every tap reads a real (wrapped) value
+        ch = np.full(oh, kh)
+        cw = np.full(ow, kw)
+    elif count_include_pad and not g.same:
         ch = _tap_counts(h, oh, kh, sh, dh, top, -top, h + bottom)
         cw = _tap_counts(w, ow, kw, sw, dw, left, -left, w + right)
     else:
@@ -271,6 +279,9 @@ def pool2d(
     count_include_pad: bool = True,
     divisor_override: int | None = None,
     p: float | None = None,
+    *,
+    padding_mode: str = "default",
+    blur_size: int = 3,
 ) -> np.ndarray:
     """Sliding-window pooling with the semantics of ``torch.nn.functional``.
 
@@ -305,6 +316,13 @@ def pool2d(
     p : float, optional
         The norm of ``lp`` pooling (required for it): ``(avg(x**p) * kh * kw) ** (1/p)``,
         PyTorch's composition, which is the p-norm of each full window.
+    padding_mode : {'default', 'circular'}, keyword-only
+        ``'default'`` is PyTorch's (-inf / +inf / 0 as above). ``'circular'``
+        pads with the wrapped-around input (the ceil-mode overhang too), and
+        every tap counts: pooling then commutes exactly with circular shifts
+        by multiples of the stride (what ``poolcli invariance`` measures).
+    blur_size : int, keyword-only
+        The binomial blur of the anti-aliased modes (1..7, default 3).
 
     Returns
     -------
@@ -344,6 +362,9 @@ def pool2d(
     mode = str(mode).lower()
     if mode not in POOL_MODES:
         raise ValueError(f"mode must be one of {', '.join(POOL_MODES)}, got {mode!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {', '.join(PADDING_MODES)}, got {padding_mode!r}")
+    circular = padding_mode == "circular"
     if divisor_override is not None:
         if not _is_int(divisor_override) or divisor_override == 0:
             raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
@@ -351,13 +372,13 @@ def pool2d(
     planes, lead = as_planes(x)
     g = pool_geometry(planes.shape[1:], size, stride, padding, dilation, ceil_mode)
     if mode == "max":
-        out = _reduce_extreme(planes, g, np.maximum, -np.inf)
+        out = _reduce_extreme(planes, g, np.maximum, -np.inf, circular)
     elif mode == "min":
-        out = _reduce_extreme(planes, g, np.minimum, np.inf)
+        out = _reduce_extreme(planes, g, np.minimum, np.inf, circular)
     elif mode == "avg":
-        out = _avg(planes, g, bool(count_include_pad), divisor_override)
+        out = _avg(planes, g, bool(count_include_pad), divisor_override, circular)
     else:
-        avg = _avg(_torch_pow(planes, pnorm), g, bool(count_include_pad), divisor_override)
+        avg = _avg(_torch_pow(planes, pnorm), g, bool(count_include_pad), divisor_override, circular)
         with np.errstate(invalid="ignore"):
             out = _torch_pow(avg * planes.dtype.type(g.size[0] * g.size[1]), 1.0 / pnorm)
     return restore_planes(out, lead)

@@ -185,7 +185,39 @@ _POOL_PARAMS = (
     Param("count_include_pad", _bool_value, True, flag=True),
     Param("divisor_override", _divisor_value, None),
 )
+_PADDING_MODE = Param("padding_mode", _word(("default", "circular")), "default")
+_POOL_PARAMS = _POOL_PARAMS + (_PADDING_MODE,)
 _LP_PARAMS = _POOL_PARAMS + (Param("p", _positive_float, required=True, aliases=("norm", "norm_type")),)
+
+
+def _blur_size(raw: Any) -> int:
+    v = _int_value(raw)
+    if not 1 <= v <= 7:
+        raise _Bad("must be 1 to 7 (binomial taps)")
+    return v
+
+
+# Anti-aliased pooling (Zhang 2019) and adaptive polyphase sampling (Chaman & Dokmanic 2021).
+_BLURPOOL_PARAMS = (
+    Param("size", _pos_pair, required=True, aliases=("k", "kernel_size")),
+    Param("stride", _pos_pair, aliases=("s",)),
+    Param("padding", _padding_value, (0, 0), aliases=("pad",)),
+    Param("dilation", _pos_pair, (1, 1), aliases=("d",)),
+    Param("blur_size", _blur_size, 3, aliases=("blur", "m", "filt_size")),
+    _PADDING_MODE,
+)
+_BLUR_PARAMS = (
+    Param("size", _pos_pair, required=True, aliases=("k",)),
+    Param("stride", _pos_pair, aliases=("s",)),
+    Param("blur_size", _blur_size, 3, aliases=("blur", "m", "filt_size")),
+    _PADDING_MODE,
+)
+_APS_PARAMS = (
+    Param("size", _pos_pair, required=True, aliases=("k", "kernel_size")),
+    Param("stride", _pos_pair, aliases=("s",)),
+    Param("blur_size", _blur_size, 1, aliases=("blur", "m", "filt_size")),
+    _PADDING_MODE,
+)
 _FILTER_COMMON = (
     Param("mode", _word(BOUNDARY_MODES), "reflect", aliases=("boundary",)),
     Param("cval", _float_value, 0.0),
@@ -210,6 +242,9 @@ def _op_specs() -> dict[str, OpSpec]:
         "min": OpSpec("pool", _POOL_PARAMS),
         "avg": OpSpec("pool", _POOL_PARAMS),
         "lp": OpSpec("pool", _LP_PARAMS),
+        "blurpool": OpSpec("pool", _BLURPOOL_PARAMS),
+        "blur": OpSpec("pool", _BLUR_PARAMS),
+        "aps": OpSpec("pool", _APS_PARAMS),
         "adaptive-max": OpSpec("adaptive", (Param("output_size", _output_size, required=True, aliases=("size",)),)),
         "adaptive-avg": OpSpec("adaptive", (Param("output_size", _output_size, required=True, aliases=("size",)),)),
         "global-max": OpSpec("global"),
@@ -232,6 +267,9 @@ _ALIASES = {
     "mean": "avg",
     "minpool": "min",
     "lppool": "lp",
+    "maxblurpool": "blurpool",
+    "max-blur": "blurpool",
+    "antialiased-max": "blurpool",
     "gmax": "global-max",
     "gavg": "global-avg",
     "global-mean": "global-avg",
@@ -327,6 +365,74 @@ class Stack:
 
     def __iter__(self):
         return iter(self.stages)
+
+
+def _with_params(op: Op, changes: dict[str, Any]) -> Op:
+    """``op`` with some parameters replaced (dropping those equal to the default)."""
+    spec = op_specs()[op.name]
+    merged = dict(op.params)
+    merged.update(changes)
+    params = tuple(
+        (p.name, merged[p.name]) for p in spec.params if p.name in merged and merged[p.name] != p.default
+    )
+    return Op(op.name, params)
+
+
+def circular_stack(stack: Stack) -> Stack:
+    """Every padding and boundary made circular (filters wrap, pools pad by wrapping).
+
+    With it, every stage commutes with circular shifts by multiples of its
+    stride, so what ``poolcli invariance`` measures is the stack, not its borders.
+    """
+    stages = []
+    for stage in stack.stages:
+        ops = []
+        for op in stage.ops:
+            names = {p.name for p in op_specs()[op.name].params}
+            if "mode" in names and op.kind == "filter":
+                op = _with_params(op, {"mode": "wrap"})
+            elif "padding_mode" in names:
+                op = _with_params(op, {"padding_mode": "circular"})
+            ops.append(op)
+        stages.append(Stage(tuple(ops)))
+    return Stack(tuple(stages))
+
+
+POOL_METHODS = ("max", "avg", "min", "lp", "blurpool", "blur", "aps")
+
+
+def swap_pooling(stack: Stack, method: str, *, p: float = 2.0) -> Stack:
+    """The same stack with every pooling stage done by ``method`` (window and stride kept).
+
+    Parameters the new method does not take are dropped; ``lp`` gets norm ``p``.
+
+    >>> str(swap_pooling(parse_stack("sobel | max(3, stride=2, padding=1)"), "blurpool"))
+    'sobel | blurpool(size=3, stride=2, padding=1)'
+    """
+    method = _ALIASES.get(method.strip().lower(), method.strip().lower())
+    if method not in POOL_METHODS:
+        from .errors import UsageError
+
+        raise UsageError(f"unknown pooling method {method!r}; known: {', '.join(POOL_METHODS)}")
+    spec = op_specs()[method]
+    names = {q.name for q in spec.params}
+    stages = []
+    for stage in stack.stages:
+        op = stage.ops[0]
+        if stage.kind != "pool":
+            stages.append(stage)
+            continue
+        params = {k: v for k, v in op.params if k in names}
+        params["size"] = op.get("size")
+        if "stride" not in params:
+            params["stride"] = op.get("stride") if op.get("stride") is not None else op.get("size")
+        if method == "lp":
+            params["p"] = p
+        kept = tuple((q.name, params[q.name]) for q in spec.params if q.name in params and params[q.name] != q.default)
+        if params["stride"] == params["size"]:
+            kept = tuple((k, v) for k, v in kept if k != "stride")
+        stages.append(Stage((Op(method, kept),)))
+    return Stack(tuple(stages))
 
 
 # ----------------------------------------------------------------------------- parser
@@ -614,6 +720,17 @@ def apply_op(x, op: Op):
     from . import pooling as P
 
     kind = op.kind
+    if kind == "pool" and op.name in ("blurpool", "blur", "aps"):
+        return P.pool2d(
+            x,
+            op.name,
+            op.get("size"),
+            op.get("stride"),
+            op.get("padding") if op.name == "blurpool" else 0,
+            op.get("dilation") if op.name == "blurpool" else 1,
+            padding_mode=op.get("padding_mode"),
+            blur_size=op.get("blur_size"),
+        )
     if kind == "pool":
         return P.pool2d(
             x,
@@ -626,6 +743,7 @@ def apply_op(x, op: Op):
             op.get("count_include_pad"),
             op.get("divisor_override"),
             op.get("p") if op.name == "lp" else None,
+            padding_mode=op.get("padding_mode"),
         )
     if kind == "adaptive":
         return P.adaptive_pool2d(x, op.name.split("-", 1)[1], op.get("output_size"))
