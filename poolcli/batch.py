@@ -179,3 +179,87 @@ def check_stack(stack: Stack) -> None:
     """Reject an empty stack before any work starts."""
     if not stack.stages:
         raise UsageError("the stack is empty: give --pool, --filter, --stack, --preset or --config")
+
+
+# ----------------------------------------------------------------------------- invariance
+
+
+@dataclass(frozen=True)
+class InvarianceOptions:
+    stack: Stack
+    shifts: tuple[tuple[int, int], ...]
+    methods: tuple[str, ...] = ()  # empty: the stack as given
+    shift_mode: str = "circular"  # or "crop"
+    color: str = "gray"
+
+
+def method_stacks(opts: InvarianceOptions) -> list[tuple[str, Stack]]:
+    """(method name, stack as measured) for every method compared."""
+    from .stack import circular_stack, swap_pooling
+
+    if opts.methods:
+        pairs = [(m, swap_pooling(opts.stack, m)) for m in opts.methods]
+    else:
+        pools = [s.ops[0].name for s in opts.stack.stages if s.kind == "pool"]
+        pairs = [("+".join(dict.fromkeys(pools)) or "stack", opts.stack)]
+    if opts.shift_mode == "circular":
+        pairs = [(m, circular_stack(st)) for m, st in pairs]
+    return pairs
+
+
+def _total_strides(stack: Stack) -> list[tuple[int, int]]:
+    out, sy, sx = [], 1, 1
+    for stage in stack.stages:
+        a, b = stage.stride()
+        sy, sx = sy * a, sx * b
+        out.append((sy, sx))
+    return out
+
+
+def invariance_one(item: InputItem, opts: InvarianceOptions) -> list[dict]:
+    """Shift-invariance records of one image: every method, stage and shift.
+
+    ``f`` is the stack up to a stage; ``x`` the image and ``Tx`` its shifted
+    copy (``np.roll`` in circular mode; in crop mode two equal crops whose
+    offsets differ by the shift). See :func:`poolcli.invariance.compare`.
+    """
+    import numpy as np
+
+    from . import images
+    from .invariance import circular_shift, compare, crop_pair
+    from .stack import apply_stack
+
+    x = images.load_image(item.path, opts.color)
+    circular = opts.shift_mode == "circular"
+    records: list[dict] = []
+    try:
+        if circular:
+            base = x
+        else:
+            m = max(max(abs(dy), abs(dx)) for dy, dx in opts.shifts)
+            base = crop_pair(x, 0, 0, m)[0]
+        for method, st in method_stacks(opts):
+            strides = _total_strides(st)
+            with np.errstate(all="ignore"):
+                fx = apply_stack(base, st)
+                for dy, dx in opts.shifts:
+                    tx = circular_shift(x, dy, dx) if circular else crop_pair(x, dy, dx, m)[1]
+                    ftx = apply_stack(tx, st)
+                    for i, stage in enumerate(st.stages):
+                        metrics = compare(fx[i], ftx[i], (dy, dx), strides[i], opts.shift_mode)
+                        records.append(
+                            {
+                                "input": str(item.path),
+                                "method": method,
+                                "stage": i + 1,
+                                "stage_name": stage.name,
+                                "spec": str(stage),
+                                "shift": [dy, dx],
+                                **metrics,
+                            }
+                        )
+    except PoolcliError:
+        raise
+    except ValueError as exc:
+        raise InputError(item.path, str(exc)) from None
+    return records

@@ -47,6 +47,9 @@ class PoolMode(str, Enum):
     avg = "avg"
     min = "min"
     lp = "lp"
+    blurpool = "blurpool"
+    blur = "blur"
+    aps = "aps"
     none = "none"
 
 
@@ -209,10 +212,11 @@ def build_stack(
     count_include_pad: bool,
     divisor_override: Optional[int],
     p: Optional[float],
+    blur_size: Optional[int] = None,
 ):
     """One Stack from the command line: --stack, --preset, --config, or the single-stage options."""
     from .stack import (
-        _bool_value,
+        _blur_size,
         _divisor_value,
         _fmt_value,
         _padding_value,
@@ -235,6 +239,7 @@ def build_stack(
         "--dilation": dilation,
         "--divisor-override": divisor_override,
         "--p": p,
+        "--blur-size": blur_size,
     }
     if sources:
         clash = [k for k, v in single.items() if v is not None]
@@ -273,6 +278,10 @@ def build_stack(
             kw["count_include_pad"] = False
         if divisor_override is not None:
             kw["divisor_override"] = _opt_value("--divisor-override", str(divisor_override), _divisor_value)
+        if blur_size is not None:
+            if mode not in ("blurpool", "blur", "aps"):
+                raise UsageError(f"--blur-size: only blurpool, blur and aps take a blur, got --pool {mode}")
+            kw["blur_size"] = _opt_value("--blur-size", str(blur_size), _blur_size)
         if mode == "lp":
             if p is None:
                 raise UsageError("--p: lp pooling needs a norm, e.g. --p 2")
@@ -280,7 +289,6 @@ def build_stack(
         elif p is not None:
             raise UsageError(f"--p: only lp pooling takes a norm, got --pool {mode}")
         parts.append(f"{mode}({', '.join(f'{k}={_fmt_value(v)}' for k, v in kw.items())})")
-    del _bool_value
     if not parts:
         raise UsageError("the stack is empty: give --pool, --filter, --stack, --preset or --config")
     return parse_stack(" | ".join(parts))
@@ -292,135 +300,169 @@ PathsArg = Annotated[
     list[Path],
     typer.Argument(help="Image files (PNG, JPEG, TIFF, BMP, GIF, WebP, ...) or folders of them.", show_default=False),
 ]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.", rich_help_panel=OUTPUT_PANEL)]
+FilterOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--filter",
+        "-f",
+        help="Filter before pooling; repeat for several channels (a filter bank). "
+        "E.g. sobel, sobel-x, gaussian:sigma=2, none. Default: sobel. See 'poolcli filters'.",
+        rich_help_panel=FILTER_PANEL,
+        show_default=False,
+    ),
+]
+KernelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Custom kernel, inline ('1,0,-1;2,0,-2;1,0,-1': rows by ';') or a .npy/.txt file. "
+        "Applied as cross-correlation (CNN semantics: no flip).",
+        rich_help_panel=FILTER_PANEL,
+        show_default=False,
+    ),
+]
+BoundaryOpt = Annotated[
+    Boundary,
+    typer.Option(
+        help="Filter boundary mode (scipy.ndimage names; PyTorch's 'reflect' padding is 'mirror', "
+        "'replicate' is 'nearest', 'circular' is 'wrap', zeros is 'constant').",
+        rich_help_panel=FILTER_PANEL,
+    ),
+]
+ConvStrideOpt = Annotated[
+    str, typer.Option(help="Filter stride: a strided convolution, the alternative to pooling.", rich_help_panel=FILTER_PANEL)
+]
+ConvDilationOpt = Annotated[str, typer.Option(help="Filter dilation (atrous).", rich_help_panel=FILTER_PANEL)]
+ActivationOpt = Annotated[Activation, typer.Option(help="Activation after filtering.", rich_help_panel=FILTER_PANEL)]
+PoolOpt = Annotated[
+    Optional[PoolMode], typer.Option(help="Pooling mode [default: max].", rich_help_panel=POOL_PANEL, show_default=False)
+]
+SizeOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Window size: 2 or 2x3 (H x W) [default: 2].", rich_help_panel=POOL_PANEL, show_default=False),
+]
+StrideOpt = Annotated[
+    Optional[str], typer.Option(help="Stride [default: the size].", rich_help_panel=POOL_PANEL, show_default=False)
+]
+PaddingOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Padding: 1, 1x2, top,bottom,left,right, 'same' (TensorFlow) or 'valid' [default: 0].",
+        rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
+]
+DilationOpt = Annotated[
+    Optional[str], typer.Option(help="Dilation [default: 1].", rich_help_panel=POOL_PANEL, show_default=False)
+]
+CeilOpt = Annotated[bool, typer.Option("--ceil-mode", help="Round the output size up.", rich_help_panel=POOL_PANEL)]
+CountPadOpt = Annotated[bool, typer.Option(help="avg: count padded zeros in the divisor.", rich_help_panel=POOL_PANEL)]
+DivisorOpt = Annotated[
+    Optional[int], typer.Option(help="avg: divide by this instead.", rich_help_panel=POOL_PANEL, show_default=False)
+]
+NormOpt = Annotated[
+    Optional[float],
+    typer.Option("--p", "--norm", help="lp: the norm p.", rich_help_panel=POOL_PANEL, show_default=False),
+]
+BlurSizeOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        help="blurpool/blur/aps: taps of the binomial blur, 1-7 [default: 3; aps: 1].",
+        rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
+]
+StackOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="A whole stack, e.g. \"sobel | relu | max(2) | avg(3, stride=2, padding=1)\".",
+        rich_help_panel=STACK_PANEL,
+        show_default=False,
+    ),
+]
+PresetOpt = Annotated[
+    Optional[str], typer.Option(help="A named stack: see 'poolcli presets'.", rich_help_panel=STACK_PANEL, show_default=False)
+]
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option(help="A TOML file with stack = \"...\" or [[stage]] tables.", rich_help_panel=STACK_PANEL, show_default=False),
+]
+ColorOpt = Annotated[
+    Color, typer.Option(help="gray: ITU-R 601 luminance; keep: every channel its own map.", rich_help_panel=STACK_PANEL)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON report to stdout instead of tables.", rich_help_panel=OUTPUT_PANEL)]
+RecursiveOpt = Annotated[bool, typer.Option(help="Look into sub-folders of folder inputs.", rich_help_panel=OUTPUT_PANEL)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No tables; errors only.", rich_help_panel=OUTPUT_PANEL)]
+DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.", rich_help_panel=OUTPUT_PANEL)]
 
 
 @app.command()
 def run(
     paths: PathsArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.", rich_help_panel=OUTPUT_PANEL)] = Path(
-        "poolcli-out"
-    ),
-    filter_: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--filter",
-            "-f",
-            help="Filter before pooling; repeat for several channels (a filter bank). "
-            "E.g. sobel, sobel-x, gaussian:sigma=2, none. Default: sobel. See 'poolcli filters'.",
-            rich_help_panel=FILTER_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    kernel: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Custom kernel, inline ('1,0,-1;2,0,-2;1,0,-1': rows by ';') or a .npy/.txt file. "
-            "Applied as cross-correlation (CNN semantics: no flip).",
-            rich_help_panel=FILTER_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    boundary: Annotated[
-        Boundary,
-        typer.Option(
-            help="Filter boundary mode (scipy.ndimage names; PyTorch's 'reflect' padding is 'mirror', "
-            "'replicate' is 'nearest', 'circular' is 'wrap', zeros is 'constant').",
-            rich_help_panel=FILTER_PANEL,
-        ),
-    ] = Boundary.reflect,
-    conv_stride: Annotated[
-        str, typer.Option(help="Filter stride: a strided convolution, the alternative to pooling.", rich_help_panel=FILTER_PANEL)
-    ] = "1",
-    conv_dilation: Annotated[str, typer.Option(help="Filter dilation (atrous).", rich_help_panel=FILTER_PANEL)] = "1",
-    activation: Annotated[
-        Activation, typer.Option(help="Activation after filtering.", rich_help_panel=FILTER_PANEL)
-    ] = Activation.none,
-    pool: Annotated[
-        Optional[PoolMode],
-        typer.Option(help="Pooling mode [default: max].", rich_help_panel=POOL_PANEL, show_default=False),
-    ] = None,
-    size: Annotated[
-        Optional[str], typer.Option(help="Window size: 2 or 2x3 (H x W) [default: 2].", rich_help_panel=POOL_PANEL, show_default=False)
-    ] = None,
-    stride: Annotated[
-        Optional[str], typer.Option(help="Stride [default: the size].", rich_help_panel=POOL_PANEL, show_default=False)
-    ] = None,
-    padding: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Padding: 1, 1x2, top,bottom,left,right, 'same' (TensorFlow) or 'valid' [default: 0].",
-            rich_help_panel=POOL_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    dilation: Annotated[
-        Optional[str], typer.Option(help="Dilation [default: 1].", rich_help_panel=POOL_PANEL, show_default=False)
-    ] = None,
-    ceil_mode: Annotated[bool, typer.Option("--ceil-mode", help="Round the output size up.", rich_help_panel=POOL_PANEL)] = False,
-    count_include_pad: Annotated[
-        bool, typer.Option(help="avg: count padded zeros in the divisor.", rich_help_panel=POOL_PANEL)
-    ] = True,
-    divisor_override: Annotated[
-        Optional[int], typer.Option(help="avg: divide by this instead.", rich_help_panel=POOL_PANEL, show_default=False)
-    ] = None,
-    p: Annotated[
-        Optional[float], typer.Option("--p", "--norm", help="lp: the norm p.", rich_help_panel=POOL_PANEL, show_default=False)
-    ] = None,
-    stack: Annotated[
-        Optional[str],
-        typer.Option(
-            help="A whole stack, e.g. \"sobel | relu | max(2) | avg(3, stride=2, padding=1)\".",
-            rich_help_panel=STACK_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    preset: Annotated[
-        Optional[str], typer.Option(help="A named stack: see 'poolcli presets'.", rich_help_panel=STACK_PANEL, show_default=False)
-    ] = None,
-    config: Annotated[
-        Optional[Path],
-        typer.Option(help="A TOML file with stack = \"...\" or [[stage]] tables.", rich_help_panel=STACK_PANEL, show_default=False),
-    ] = None,
-    color: Annotated[
-        Color, typer.Option(help="gray: ITU-R 601 luminance; keep: every channel its own map.", rich_help_panel=STACK_PANEL)
-    ] = Color.gray,
+    out: OutOpt = Path("poolcli-out"),
+    filter_: FilterOpt = None,
+    kernel: KernelOpt = None,
+    boundary: BoundaryOpt = Boundary.reflect,
+    conv_stride: ConvStrideOpt = "1",
+    conv_dilation: ConvDilationOpt = "1",
+    activation: ActivationOpt = Activation.none,
+    pool: PoolOpt = None,
+    size: SizeOpt = None,
+    stride: StrideOpt = None,
+    padding: PaddingOpt = None,
+    dilation: DilationOpt = None,
+    ceil_mode: CeilOpt = False,
+    count_include_pad: CountPadOpt = True,
+    divisor_override: DivisorOpt = None,
+    p: NormOpt = None,
+    blur_size: BlurSizeOpt = None,
+    stack: StackOpt = None,
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    color: ColorOpt = Color.gray,
     dense_units: Annotated[
         int, typer.Option(min=1, help="Units of the dense layer whose parameters the report counts.", rich_help_panel=OUTPUT_PANEL)
     ] = 128,
-    json_out: Annotated[bool, typer.Option("--json", help="Print report.json to stdout instead of tables.", rich_help_panel=OUTPUT_PANEL)] = False,
+    json_out: JsonOpt = False,
     png: Annotated[bool, typer.Option(help="Write a PNG per map channel.", rich_help_panel=OUTPUT_PANEL)] = True,
     montage: Annotated[bool, typer.Option(help="Write a montage PNG per input.", rich_help_panel=OUTPUT_PANEL)] = True,
-    recursive: Annotated[bool, typer.Option(help="Look into sub-folders of folder inputs.", rich_help_panel=OUTPUT_PANEL)] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No tables; errors only.", rich_help_panel=OUTPUT_PANEL)] = False,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks.", rich_help_panel=OUTPUT_PANEL)] = False,
+    recursive: RecursiveOpt = True,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Filter and pool images; write every stage's maps (.npy, PNG), a montage, report.json and shapes.csv.
 
     Example: poolcli run photo.png --pool max --size 2 --stride 2
     """
     with _errors(debug):
-        st = build_stack(
-            stack=stack,
-            preset=preset,
-            config=config,
-            filters=filter_,
-            kernel=kernel,
-            boundary=boundary.value,
-            conv_stride=conv_stride,
-            conv_dilation=conv_dilation,
-            activation=activation.value,
-            pool=pool.value if pool is not None else None,
-            size=size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            ceil_mode=ceil_mode,
-            count_include_pad=count_include_pad,
-            divisor_override=divisor_override,
-            p=p,
-        )
+        st = build_stack(**_stack_args(locals()))
         code = _run(paths, st, out, color.value, dense_units, json_out, png, montage, recursive, quiet, debug)
     raise typer.Exit(code)
+
+
+def _stack_args(args: dict[str, Any]) -> dict[str, Any]:
+    """The stack-building options of a command, as ``build_stack`` takes them."""
+    return {
+        "stack": args["stack"],
+        "preset": args["preset"],
+        "config": args["config"],
+        "filters": args["filter_"],
+        "kernel": args["kernel"],
+        "boundary": args["boundary"].value,
+        "conv_stride": args["conv_stride"],
+        "conv_dilation": args["conv_dilation"],
+        "activation": args["activation"].value,
+        "pool": args["pool"].value if args["pool"] is not None else None,
+        "size": args["size"],
+        "stride": args["stride"],
+        "padding": args["padding"],
+        "dilation": args["dilation"],
+        "ceil_mode": args["ceil_mode"],
+        "count_include_pad": args["count_include_pad"],
+        "divisor_override": args["divisor_override"],
+        "p": args["p"],
+        "blur_size": args["blur_size"],
+    }
 
 
 def _run(paths, st, out, color, dense_units, json_out, png, montage, recursive, quiet, debug) -> int:
@@ -477,6 +519,172 @@ def _run(paths, st, out, color, dense_units, json_out, png, montage, recursive, 
             f"outputs in {_escape(str(out_dir))}/ (report.json, shapes.csv)",
             highlight=False,
         )
+    return ExitStatus.ERROR if failures else ExitStatus.SUCCESS
+
+
+class Direction(str, Enum):
+    x = "x"
+    y = "y"
+    diag = "diag"
+    grid = "grid"
+
+
+class ShiftMode(str, Enum):
+    circular = "circular"
+    crop = "crop"
+
+
+INV_PANEL = "Shifts and methods"
+
+
+@app.command()
+def invariance(
+    paths: PathsArg,
+    shifts: Annotated[
+        str, typer.Option(help="Shifts in pixels: 0:5 (a range, both ends), 1,2,3, or 0:8:2.", rich_help_panel=INV_PANEL)
+    ] = "0:4",
+    direction: Annotated[
+        Direction, typer.Option(help="x, y, diag (dy = dx) or grid (every dy, dx pair).", rich_help_panel=INV_PANEL)
+    ] = Direction.x,
+    shift_mode: Annotated[
+        ShiftMode,
+        typer.Option(
+            help="circular: np.roll, with every padding and boundary of the stack made circular; "
+            "crop: two equal crops whose offsets differ by the shift (Zhang 2019), stack as configured.",
+            rich_help_panel=INV_PANEL,
+        ),
+    ] = ShiftMode.circular,
+    compare: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Pooling methods to swap into the stack's pooling stages, side by side: "
+            "max,avg,min,lp,blurpool,blur,aps.",
+            rich_help_panel=INV_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    out: OutOpt = Path("poolcli-out"),
+    filter_: FilterOpt = None,
+    kernel: KernelOpt = None,
+    boundary: BoundaryOpt = Boundary.reflect,
+    conv_stride: ConvStrideOpt = "1",
+    conv_dilation: ConvDilationOpt = "1",
+    activation: ActivationOpt = Activation.none,
+    pool: PoolOpt = None,
+    size: SizeOpt = None,
+    stride: StrideOpt = None,
+    padding: PaddingOpt = None,
+    dilation: DilationOpt = None,
+    ceil_mode: CeilOpt = False,
+    count_include_pad: CountPadOpt = True,
+    divisor_override: DivisorOpt = None,
+    p: NormOpt = None,
+    blur_size: BlurSizeOpt = None,
+    stack: StackOpt = None,
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    color: ColorOpt = Color.gray,
+    json_out: JsonOpt = False,
+    plot: Annotated[bool, typer.Option(help="Write invariance.png (needs poolcli[plot]).", rich_help_panel=OUTPUT_PANEL)] = True,
+    recursive: RecursiveOpt = True,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """How shift-invariant is each pooling stack? Metrics per method, stage and shift.
+
+    Example: poolcli invariance photo.png --pool max --size 2 --stride 2 --compare max,avg,blurpool,aps
+    """
+    with _errors(debug):
+        from .invariance import parse_shifts, shift_pairs
+
+        st = build_stack(**_stack_args(locals()))
+        try:
+            pairs = shift_pairs(parse_shifts(shifts), direction.value)
+        except ValueError as exc:
+            raise UsageError(f"--shifts: {exc}") from None
+        methods: tuple[str, ...] = ()
+        if compare is not None:
+            from .stack import POOL_METHODS, _ALIASES
+
+            methods = tuple(m.strip().lower() for m in compare.split(",") if m.strip())
+            methods = tuple(_ALIASES.get(m, m) for m in methods)
+            bad = [m for m in methods if m not in POOL_METHODS]
+            if bad or not methods:
+                raise UsageError(
+                    f"--compare: invalid value {compare!r}: unknown method(s) {', '.join(bad) or '(none)'}; "
+                    f"known: {', '.join(POOL_METHODS)}"
+                )
+            methods = tuple(dict.fromkeys(methods))
+            if not any(s.kind == "pool" for s in st.stages):
+                raise UsageError("--compare needs a stack with at least one pooling stage to swap")
+        code = _invariance(paths, st, pairs, methods, shift_mode.value, out, color.value, json_out, plot, recursive, quiet, debug)
+    raise typer.Exit(code)
+
+
+def _invariance(paths, st, pairs, methods, shift_mode, out, color, json_out, plot, recursive, quiet, debug) -> int:
+    from .batch import InvarianceOptions, discover, invariance_one, method_stacks
+    from .outputs import atomic_write_bytes, check_writable, save_csv, save_json
+    from .plots import PLOT_HINT, have_matplotlib, invariance_plot
+    from .report import INVARIANCE_CSV_HEADER, invariance_csv_rows, invariance_table, summarize_methods, summary_table
+
+    out_dir = check_writable(out)
+    items = discover(list(paths), recursive=recursive)
+    if not items:
+        raise UsageError("no images found in " + ", ".join(str(p) for p in paths))
+    opts = InvarianceOptions(stack=st, shifts=tuple(pairs), methods=methods, shift_mode=shift_mode, color=color)
+    stacks = method_stacks(opts)
+    records: list[dict] = []
+    failures: list[dict] = []
+    t0 = time.perf_counter()
+    for item in items:
+        try:
+            recs = invariance_one(item, opts)
+        except InputError as exc:
+            if debug:
+                raise
+            failures.append({"path": str(item.path), "error": exc.reason})
+            err_console.print(f"[bold red]poolcli:[/] {_escape(str(exc))}", highlight=False)
+            continue
+        records.extend(recs)
+    summary = summarize_methods(records)
+    note = (
+        "circular: shifts are np.roll; every padding and boundary in the stack was made circular (filters wrap, "
+        "pools pad by wrapping) so that borders do not pollute the measurement"
+        if shift_mode == "circular"
+        else "crop: two equal-size crops whose offsets differ by the shift (Zhang 2019); the stack runs as configured"
+    )
+    report = {
+        "poolcli_version": __version__,
+        "stack": str(st),
+        "shift_mode": shift_mode,
+        "note": note,
+        "methods": {m: str(s) for m, s in stacks},
+        "shifts": [list(s) for s in pairs],
+        "records": records,
+        "summary": summary,
+        "failures": failures,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    save_json(out_dir / "invariance.json", report)
+    save_csv(out_dir / "invariance.csv", INVARIANCE_CSV_HEADER, invariance_csv_rows(records))
+    plot_msg = None
+    if plot and records:
+        if have_matplotlib():
+            atomic_write_bytes(out_dir / "invariance.png", invariance_plot(records, title=f"{str(st)} ({shift_mode})"))
+        else:
+            plot_msg = f"no plot: {PLOT_HINT}"
+    if json_out:
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    elif not quiet:
+        out_console.print(f"stack: [bold]{_escape(str(st))}[/]   shift mode: {shift_mode}", highlight=False)
+        out_console.print(f"[dim]{_escape(note)}[/]")
+        for method, _ in stacks:
+            out_console.print(invariance_table(records, method))
+        out_console.print(summary_table(summary))
+        written = "invariance.json, invariance.csv" + (", invariance.png" if plot and records and not plot_msg else "")
+        out_console.print(f"outputs in {_escape(str(out_dir))}/ ({written})", highlight=False)
+    if plot_msg and not json_out:
+        err_console.print(f"poolcli: {plot_msg}", highlight=False)
     return ExitStatus.ERROR if failures else ExitStatus.SUCCESS
 
 

@@ -37,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import _is_int, as_planes, pair, restore_planes
+from ._checks import _is_int, as_float_array, as_planes, pair, restore_planes
 
-POOL_MODES = ("max", "avg", "min", "lp")
+POOL_MODES = ("max", "avg", "min", "lp", "blurpool", "blur", "aps")
+ANTIALIASED_MODES = ("blurpool", "blur", "aps")
 PADDING_MODES = ("default", "circular")
 ADAPTIVE_MODES = ("max", "avg", "min")
 
@@ -289,9 +290,19 @@ def pool2d(
     ----------
     x : array_like, shape (H, W), (C, H, W) or (N, C, H, W)
         float32 and float64 are kept; other real dtypes become float64.
-    mode : {'max', 'avg', 'min', 'lp'}
+    mode : {'max', 'avg', 'min', 'lp', 'blurpool', 'blur', 'aps'}
         ``max`` = ``F.max_pool2d``, ``avg`` = ``F.avg_pool2d``, ``min`` =
         ``-F.max_pool2d(-x)``, ``lp`` = ``F.lp_pool2d`` with norm ``p``.
+        The anti-aliased modes: ``blurpool`` = max with ``size``, stride 1
+        (and ``padding``, ``dilation``), then a normalised binomial blur of
+        ``blur_size`` taps with reflection padding and subsampling by
+        ``stride`` (Zhang 2019, adobe/antialiased-cnns' MaxBlurPool);
+        ``blur`` = the blur and subsampling alone (``size`` only sets the
+        default stride); ``aps`` = max with ``size`` and stride 1 (skipped for
+        size 1), an optional blur, then adaptive polyphase sampling (Chaman &
+        Dokmanic 2021). With ``padding_mode='circular'`` every step pads by
+        wrapping and keeps the size until the subsampling. ``ceil_mode``,
+        ``count_include_pad``, ``divisor_override`` do not apply to them.
     size : int or (int, int)
         Window size (PyTorch's ``kernel_size``).
     stride : int or (int, int), optional
@@ -369,6 +380,8 @@ def pool2d(
         if not _is_int(divisor_override) or divisor_override == 0:
             raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
     pnorm = _check_p(p) if mode == "lp" else None
+    if mode in ANTIALIASED_MODES:
+        return _antialiased(x, mode, size, stride, padding, dilation, blur_size, circular)
     planes, lead = as_planes(x)
     g = pool_geometry(planes.shape[1:], size, stride, padding, dilation, ceil_mode)
     if mode == "max":
@@ -382,6 +395,36 @@ def pool2d(
         with np.errstate(invalid="ignore"):
             out = _torch_pow(avg * planes.dtype.type(g.size[0] * g.size[1]), 1.0 / pnorm)
     return restore_planes(out, lead)
+
+
+def _keep_size_pads(size: Any, dilation: Any) -> tuple[int, int, int, int]:
+    """Per-side padding that keeps the size at stride 1: (k_eff - 1) split, the smaller half first."""
+    (kh, kw), (dh, dw) = pair(size, "size"), pair(dilation, "dilation")
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    return ((eh - 1) // 2, eh // 2, (ew - 1) // 2, ew // 2)
+
+
+def _antialiased(x, mode, size, stride, padding, dilation, blur_size, circular) -> np.ndarray:
+    """blurpool / blur / aps (see :func:`pool2d`)."""
+    from .antialias import aps_downsample, blur2d
+
+    size_ = pair(size, "size")
+    stride_ = size_ if stride is None else pair(stride, "stride")
+    if isinstance(blur_size, bool) or not _is_int(blur_size) or not 1 <= blur_size <= 7:
+        raise ValueError(f"blur_size must be an int from 1 to 7, got {blur_size!r}")
+    a = as_float_array(x)
+    if mode in ("blurpool", "aps") and size_ != (1, 1):
+        # The max with stride 1 (Zhang: "MaxPool -> Max + BlurPool"). Circular:
+        # padded by wrapping to keep the size, so that it commutes with shifts.
+        if circular:
+            a = pool2d(a, "max", size_, 1, _keep_size_pads(size_, dilation), dilation, padding_mode="circular")
+        else:
+            a = pool2d(a, "max", size_, 1, 0 if mode == "aps" else padding, dilation)
+    if mode == "aps":
+        if blur_size > 1:
+            a = blur2d(a, stride=1, blur_size=blur_size, circular=circular)
+        return aps_downsample(a, stride=stride_)
+    return blur2d(a, stride=stride_, blur_size=blur_size, circular=circular)
 
 
 def _adaptive_bins(n: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:

@@ -92,3 +92,154 @@ def shapes_csv_rows(records: list[dict[str, Any]]):
                 s["dense_params"],
                 s["npy"],
             ]
+
+
+# ----------------------------------------------------------------------------- invariance
+
+INVARIANCE_CSV_HEADER = [
+    "input",
+    "method",
+    "stage",
+    "stage_name",
+    "spec",
+    "shift",
+    "cosine",
+    "rel_l2",
+    "equiv_rel_l2",
+    "equiv_offset",
+    "global_rel_diff",
+]
+
+
+def _num(v: Any) -> str:
+    return "" if v is None else repr(float(v))
+
+
+def invariance_csv_rows(records: list[dict[str, Any]]):
+    """The records as CSV rows; ``shift`` and ``equiv_offset`` as ``"dy dx"``."""
+    for r in records:
+        yield [
+            r["input"],
+            r["method"],
+            r["stage"],
+            r["stage_name"],
+            r["spec"],
+            f"{r['shift'][0]} {r['shift'][1]}",
+            _num(r["cosine"]),
+            _num(r["rel_l2"]),
+            _num(r["equiv_rel_l2"]),
+            "" if r["equiv_offset"] is None else f"{r['equiv_offset'][0]} {r['equiv_offset'][1]}",
+            _num(r["global_rel_diff"]),
+        ]
+
+
+def _shift_label(shift) -> str:
+    dy, dx = shift
+    return f"{dy},{dx}"
+
+
+def _style(v: float | None) -> str:
+    if v is None:
+        return "dim"
+    if v < 1e-6:
+        return "bold green"
+    if v < 0.05:
+        return "yellow"
+    if v < 0.2:
+        return "dark_orange"
+    return "bold red"
+
+
+def _fmt_metric(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    return f"{v:.1e}" if v < 1e-3 else f"{v:.3f}"
+
+
+def invariance_table(records: list[dict[str, Any]], method: str, metric: str = "equiv_rel_l2") -> Table:
+    """Rows: stages; columns: shifts (dy,dx); cells: the metric, coloured by magnitude."""
+    rows = [r for r in records if r["method"] == method]
+    shifts = list(dict.fromkeys(tuple(r["shift"]) for r in rows))
+    stages = list(dict.fromkeys((r["stage"], r["spec"]) for r in rows))
+    t = Table(title=f"{method}: {metric} by stage and shift (dy,dx)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("#", justify="right", style="dim", no_wrap=True)
+    t.add_column("stage", overflow="fold", min_width=14)
+    for s in shifts:
+        t.add_column(_shift_label(s), justify="right", no_wrap=True)
+    cell: dict[tuple, list[float | None]] = {}
+    for r in rows:
+        cell.setdefault((r["stage"], tuple(r["shift"])), []).append(r[metric])
+    for index, spec in stages:
+        values = []
+        for s in shifts:
+            vs = [v for v in cell.get((index, s), []) if v is not None]
+            v = sum(vs) / len(vs) if vs else None
+            values.append(Text(_fmt_metric(v), style=_style(v)))
+        t.add_row(str(index), spec, *values)
+    return t
+
+
+def summarize_methods(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method, over every stage and non-zero shift: mean and worst metrics, ranked best first.
+
+    The rank key is the mean ``equiv_rel_l2`` (how far the maps are from
+    merely moving with the input); ties keep the order given.
+    """
+    out = []
+    for method in dict.fromkeys(r["method"] for r in records):
+        rows = [r for r in records if r["method"] == method and any(r["shift"])]
+        last = max((r["stage"] for r in rows), default=0)
+
+        def mean(key, rs):
+            vs = [r[key] for r in rs if r[key] is not None]
+            return sum(vs) / len(vs) if vs else None
+
+        def worst(key, rs):
+            vs = [r[key] for r in rs if r[key] is not None]
+            return max(vs) if vs else None
+
+        final = [r for r in rows if r["stage"] == last]
+        out.append(
+            {
+                "method": method,
+                "mean_equiv_rel_l2": mean("equiv_rel_l2", rows),
+                "worst_equiv_rel_l2": worst("equiv_rel_l2", rows),
+                "mean_rel_l2": mean("rel_l2", rows),
+                "mean_global_rel_diff": mean("global_rel_diff", rows),
+                "final_cosine": mean("cosine", final),
+            }
+        )
+    key = lambda d: (d["mean_equiv_rel_l2"] is None, d["mean_equiv_rel_l2"] or 0.0)  # noqa: E731
+    return sorted(out, key=key)
+
+
+def summary_table(summary: list[dict[str, Any]]) -> Table:
+    t = Table(
+        title="Methods ranked by mean equiv_rel_l2 (all stages, non-zero shifts; lower = more shift-equivariant)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for name, justify in (
+        ("rank", "right"),
+        ("method", "left"),
+        ("mean equiv_rel_l2", "right"),
+        ("worst equiv_rel_l2", "right"),
+        ("mean rel_l2", "right"),
+        ("mean global_rel_diff", "right"),
+        ("cosine (last stage)", "right"),
+    ):
+        t.add_column(name, justify=justify, no_wrap=True)
+    for i, s in enumerate(summary, start=1):
+        t.add_row(
+            str(i),
+            s["method"],
+            Text(_fmt_metric(s["mean_equiv_rel_l2"]), style=_style(s["mean_equiv_rel_l2"])),
+            Text(_fmt_metric(s["worst_equiv_rel_l2"]), style=_style(s["worst_equiv_rel_l2"])),
+            _fmt_metric(s["mean_rel_l2"]),
+            Text(_fmt_metric(s["mean_global_rel_diff"]), style=_style(s["mean_global_rel_diff"])),
+            "-" if s["final_cosine"] is None else f"{s['final_cosine']:.6f}",
+        )
+    return t

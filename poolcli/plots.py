@@ -1,0 +1,65 @@
+"""The invariance plot (matplotlib, the optional extra ``poolcli[plot]``)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+PLOT_HINT = "install the plot extra for invariance.png: pip install 'poolcli[plot]'"
+
+
+def have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def invariance_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
+    """PNG bytes: ``equiv_rel_l2`` against shift, one line per method, one panel per stage.
+
+    Values are averaged over inputs when several are given.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    stages = list(dict.fromkeys((r["stage"], r["spec"]) for r in records))
+    shifts = list(dict.fromkeys(tuple(r["shift"]) for r in records))
+    one_axis = all(dy == 0 for dy, _ in shifts) or all(dx == 0 for _, dx in shifts) or all(dy == dx for dy, dx in shifts)
+    xs = [max(dy, dx, key=abs) if one_axis else i for i, (dy, dx) in enumerate(shifts)]
+    n = len(stages)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False, sharey=True)
+    cell: dict[tuple, list[float]] = {}
+    for r in records:
+        if r["equiv_rel_l2"] is not None:
+            cell.setdefault((r["method"], r["stage"], tuple(r["shift"])), []).append(r["equiv_rel_l2"])
+    for k, (index, spec) in enumerate(stages):
+        ax = axes[k // cols][k % cols]
+        for method in methods:
+            ys = []
+            for s in shifts:
+                vs = cell.get((method, index, s), [])
+                ys.append(sum(vs) / len(vs) if vs else float("nan"))
+            ax.plot(xs, ys, marker="o", label=method)
+        ax.set_title(f"{index}: {spec}", fontsize=8)
+        ax.set_xlabel("shift (px)" if one_axis else "shift (dy,dx)")
+        if not one_axis:
+            ax.set_xticks(xs, [f"{dy},{dx}" for dy, dx in shifts], rotation=60, fontsize=6)
+        ax.grid(alpha=0.3)
+    for k in range(n, rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    axes[0][0].set_ylabel("equiv_rel_l2")
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
