@@ -144,7 +144,7 @@ def _filter_item(text: str, boundary: str, conv_stride: str, conv_dilation: str)
     else:
         name, args = t, []
     if name.strip().lower() in ("none", "identity") and not args:
-        return "none"
+        return "identity"
     extra = []
     if boundary != "reflect":
         extra.append(f"mode={boundary}")
@@ -215,8 +215,10 @@ def build_stack(
     blur_size: Optional[int] = None,
 ):
     """One Stack from the command line: --stack, --preset, --config, or the single-stage options."""
+    from .errors import StackSpecError
     from .stack import (
         _blur_size,
+        check_padding,
         _divisor_value,
         _fmt_value,
         _padding_value,
@@ -253,13 +255,12 @@ def build_stack(
             return get_preset(preset)
         return parse_stack(_config_stack(config))  # type: ignore[arg-type]
 
-    items = [_filter_item(f, boundary, conv_stride, conv_dilation) for f in (filters or ["sobel"])]
+    # --kernel alone replaces the default filter; with --filter it joins the bank.
+    items = [_filter_item(f, boundary, conv_stride, conv_dilation) for f in (filters or ([] if kernel else ["sobel"]))]
     if kernel is not None:
-        items = [i for i in items if i != "none"] if filters is None else items
-        if filters is None:
-            items = []
         items.append(_filter_item(f"conv(kernel={_fmt_value(kernel)})", boundary, conv_stride, conv_dilation))
-    items = [i for i in items if i != "none"]
+    if len(items) == 1 and items[0] == "identity":
+        items = []  # --filter none: pool the image itself
     parts = [" + ".join(items)] if items else []
     if activation != "none":
         parts.append(activation)
@@ -272,6 +273,11 @@ def build_stack(
             kw["padding"] = _opt_value("--padding", padding.replace(",", "x"), _padding_value)
         if dilation is not None:
             kw["dilation"] = _opt_value("--dilation", dilation, _pos_pair)
+        if isinstance(kw.get("padding"), tuple):
+            try:
+                check_padding(kw["size"], kw.get("dilation", (1, 1)), kw["padding"])
+            except ValueError as exc:
+                raise UsageError(f"--padding: invalid value {padding!r}: {exc}") from None
         if ceil_mode:
             kw["ceil_mode"] = True
         if not count_include_pad:
@@ -291,7 +297,10 @@ def build_stack(
         parts.append(f"{mode}({', '.join(f'{k}={_fmt_value(v)}' for k, v in kw.items())})")
     if not parts:
         raise UsageError("the stack is empty: give --pool, --filter, --stack, --preset or --config")
-    return parse_stack(" | ".join(parts))
+    try:
+        return parse_stack(" | ".join(parts))
+    except StackSpecError as exc:  # one line: the options, not a caret into a string the user never typed
+        raise UsageError(f"invalid options: {str(exc).splitlines()[0]}") from None
 
 
 # ----------------------------------------------------------------------------- commands

@@ -398,10 +398,14 @@ def pool2d(
 
 
 def _keep_size_pads(size: Any, dilation: Any) -> tuple[int, int, int, int]:
-    """Per-side padding that keeps the size at stride 1: (k_eff - 1) split, the smaller half first."""
+    """Padding that keeps the size at stride 1: ``k_eff - 1`` after (bottom/right).
+
+    Window ``i`` then starts at ``i``, as in ``nn.MaxPool2d(k, 1)``, whose
+    ``H - k + 1`` outputs are the first rows of this one (Chaman & Dokmanic's
+    ``circular_pad([0, k-1, 0, k-1])``).
+    """
     (kh, kw), (dh, dw) = pair(size, "size"), pair(dilation, "dilation")
-    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    return ((eh - 1) // 2, eh // 2, (ew - 1) // 2, ew // 2)
+    return (0, dh * (kh - 1), 0, dw * (kw - 1))
 
 
 def _antialiased(x, mode, size, stride, padding, dilation, blur_size, circular) -> np.ndarray:

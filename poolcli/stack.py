@@ -47,7 +47,8 @@ def _fmt_value(v: Any) -> str:
             return _fmt_value(v[0])
         return "x".join(_fmt_value(i) for i in v)
     if isinstance(v, float):
-        return repr(int(v)) + ".0" if v.is_integer() and abs(v) < 1e16 else repr(v)
+        # No '+' in exponents: '+' joins filters in the stack language.
+        return repr(int(v)) + ".0" if v.is_integer() and abs(v) < 1e16 else repr(v).replace("e+", "e")
     if isinstance(v, int):
         return str(v)
     s = str(v)
@@ -224,9 +225,23 @@ _FILTER_COMMON = (
     Param("stride", _pos_pair, (1, 1), aliases=("s",)),
     Param("dilation", _pos_pair, (1, 1), aliases=("d",)),
 )
+def _sigma(raw: Any) -> float:
+    v = _positive_float(raw)
+    if v > 256:
+        raise _Bad("must be at most 256 (a kernel of about 2000 taps)")
+    return v
+
+
+def _box_size(raw: Any) -> tuple[int, int]:
+    v = _pos_pair(raw)
+    if max(v) > 1025:
+        raise _Bad("must be at most 1025")
+    return v
+
+
 _FILTER_OWN = {
-    "gaussian": (Param("sigma", _positive_float, 1.0),),
-    "box": (Param("size", _pos_pair, (3, 3)),),
+    "gaussian": (Param("sigma", _sigma, 1.0),),
+    "box": (Param("size", _box_size, (3, 3)),),
 }
 
 
@@ -515,17 +530,21 @@ class _Parser:
         return Stack(tuple(s for s in stages if s is not None))
 
     def stage(self) -> Stage | None:
-        start = self.peek().pos
+        positions = [self.peek().pos]
         ops = [self.op()]
         while self.peek().text == "+" and self.peek().kind == "punct":
             self.take()
+            positions.append(self.peek().pos)
             ops.append(self.op())
-        if len(ops) > 1 and any(o is None or o.kind != "filter" for o in ops):
-            raise self.error("only filters can be joined with '+' (a filter bank)", start)
-        real = tuple(o for o in ops if o is not None)
-        return Stage(real) if real else None
+        if len(ops) > 1:
+            for op, pos in zip(ops, positions):
+                if op.kind != "filter":
+                    raise self.error(f"only filters can be joined with '+' (a filter bank), got {op.name!r}", pos)
+        elif ops[0].name == "identity":
+            return None  # a lone identity stage does nothing
+        return Stage(tuple(ops))
 
-    def op(self) -> Op | None:
+    def op(self) -> Op:
         t = self.take()
         if t.kind != "word":
             got = "the end" if t.kind == "end" else repr(t.text)
@@ -533,8 +552,8 @@ class _Parser:
         name = t.text.lower().replace("_", "-")
         name = _ALIASES.get(name, name)
         specs = op_specs()
-        if name in ("none", "identity") and self.peek().text != "(":
-            return None  # the identity stage: nothing to do
+        if name == "none":
+            name = "identity"
         if name not in specs:
             known = ", ".join(sorted(specs))
             raise self.error(f"unknown stage {t.text!r}; known: {known}", t.pos)
@@ -606,20 +625,44 @@ class _Parser:
         op = Op(name, params)
         try:
             _validate(op)
-        except ValueError as exc:
-            raise self.error(f"{name}: {exc}", pos) from None
+        except _PaddingError as exc:
+            raise self.error(f"{name}: {exc}", given["padding"][1] if "padding" in given else pos) from None
+        except (ValueError, MemoryError) as exc:
+            msg = "too large to build" if isinstance(exc, MemoryError) else str(exc)
+            raise self.error(f"{name}: {msg}", pos) from None
         return op
+
+
+class _PaddingError(ValueError):
+    pass
+
+
+def check_padding(size: tuple[int, int], dilation: tuple[int, int], pad: Any) -> None:
+    """The padding rules of :func:`poolcli.pooling.pool2d`, checked before any image is read.
+
+    An int or pair: at most ``size // 2`` (PyTorch's rule, on the undilated
+    window); four sides: each smaller than the dilated window.
+    """
+    if isinstance(pad, tuple) and len(pad) == 2 and (pad[0] > size[0] // 2 or pad[1] > size[1] // 2):
+        raise _PaddingError(
+            f"padding={_fmt_value(pad)} should be at most half of size={_fmt_value(size)} (PyTorch's rule)"
+        )
+    if isinstance(pad, tuple) and len(pad) == 4:
+        eff = [d * (k - 1) + 1 for k, d in zip(size, dilation)]
+        if pad[0] >= eff[0] or pad[1] >= eff[0] or pad[2] >= eff[1] or pad[3] >= eff[1]:
+            raise _PaddingError(
+                f"padding={_fmt_value(pad)}: each side must be smaller than the window "
+                f"({eff[0]}x{eff[1]} with dilation), or a window would hold only padding"
+            )
 
 
 def _validate(op: Op) -> None:
     """Checks that need the numeric modules (the filter's own params, a kernel file)."""
+    names = {p.name for p in op_specs()[op.name].params}
     if op.kind == "filter":
         _filter_of(op)
-    elif op.kind == "pool":
-        size = op.get("size")
-        pad = op.get("padding")
-        if isinstance(pad, tuple) and len(pad) == 2 and (pad[0] > size[0] // 2 or pad[1] > size[1] // 2):
-            raise ValueError(f"padding={_fmt_value(pad)} should be at most half of size={_fmt_value(size)}")
+    elif op.kind == "pool" and "padding" in names:
+        check_padding(op.get("size"), op.get("dilation"), op.get("padding"))
 
 
 def parse_stack(spec: str) -> Stack:
@@ -679,6 +722,7 @@ def one_stage_stack(
     filters: list[str] | None = None,
     activation: str = "none",
     pool: str | None = "max",
+    size: Any = 2,
     **pool_params: Any,
 ) -> Stack:
     """The stack the plain command-line options describe: filter bank | activation | pool.
@@ -692,6 +736,7 @@ def one_stage_stack(
     if activation and activation != "none":
         parts.append(activation)
     if pool and pool != "none":
+        pool_params = {"size": size, **pool_params}
         args = ", ".join(f"{k}={_fmt_value(v)}" for k, v in pool_params.items() if v is not None)
         parts.append(f"{pool}({args})" if args else pool)
     return parse_stack(" | ".join(parts)) if parts else Stack(())
@@ -705,7 +750,9 @@ def _filter_of(op: Op):
 
     if op.name == "conv":
         text = op.get("kernel")
-        if re.search(r"\.(npy|txt|csv)$", text, re.IGNORECASE) or "/" in text:
+        import os
+
+        if re.search(r"\.(npy|txt|csv)$", text.strip(), re.IGNORECASE) or os.path.isfile(text):
             return custom_filter(load_kernel(text), name="conv")
         return custom_filter(parse_kernel(text), name="conv")
     own = {p.name for p in _FILTER_OWN.get(op.name, ())}
