@@ -27,7 +27,11 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
     import matplotlib.pyplot as plt
 
     methods = list(dict.fromkeys(r["method"] for r in records))
-    stages = list(dict.fromkeys((r["stage"], r["spec"]) for r in records))
+    # One panel per stage index; the methods differ only in their pooling stages.
+    first = {}
+    for r in records:
+        first.setdefault(r["stage"], r["spec"] if r["method"] == records[0]["method"] else r["stage_name"])
+    stages = sorted(first.items())
     shifts = list(dict.fromkeys(tuple(r["shift"]) for r in records))
     one_axis = all(dy == 0 for dy, _ in shifts) or all(dx == 0 for _, dx in shifts) or all(dy == dx for dy, dx in shifts)
     xs = [max(dy, dx, key=abs) if one_axis else i for i, (dy, dx) in enumerate(shifts)]
@@ -47,7 +51,8 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
                 vs = cell.get((method, index, s), [])
                 ys.append(sum(vs) / len(vs) if vs else float("nan"))
             ax.plot(xs, ys, marker="o", label=method)
-        ax.set_title(f"{index}: {spec}", fontsize=8)
+        pooled = len({r["stage_name"] for r in records if r["stage"] == index}) > 1
+        ax.set_title(f"stage {index}: " + ("pooling (per method)" if pooled else spec), fontsize=8)
         ax.set_xlabel("shift (px)" if one_axis else "shift (dy,dx)")
         if not one_axis:
             ax.set_xticks(xs, [f"{dy},{dx}" for dy, dx in shifts], rotation=60, fontsize=6)

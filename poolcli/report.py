@@ -217,19 +217,20 @@ def summarize_methods(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def summary_table(summary: list[dict[str, Any]]) -> Table:
     t = Table(
-        title="Methods ranked by mean equiv_rel_l2 (all stages, non-zero shifts; lower = more shift-equivariant)",
+        title="Methods ranked by mean equiv_rel_l2 (all stages, non-zero shifts)",
+        caption="lower equiv = the maps only move with the input; global = what a global-pooling head sees",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
     for name, justify in (
-        ("rank", "right"),
+        ("#", "right"),
         ("method", "left"),
-        ("mean equiv_rel_l2", "right"),
-        ("worst equiv_rel_l2", "right"),
-        ("mean rel_l2", "right"),
-        ("mean global_rel_diff", "right"),
-        ("cosine (last stage)", "right"),
+        ("mean\nequiv", "right"),
+        ("worst\nequiv", "right"),
+        ("mean\nrel_l2", "right"),
+        ("mean\nglobal", "right"),
+        ("cosine\nlast stage", "right"),
     ):
         t.add_column(name, justify=justify, no_wrap=True)
     for i, s in enumerate(summary, start=1):

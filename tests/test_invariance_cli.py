@@ -119,7 +119,7 @@ def test_outputs_json_csv_plot_and_keys(tmp_path, noise_png):
     with Image.open(out / "invariance.png") as im:
         assert im.size[0] > 100
     # the terminal shows a table per method and the ranking
-    assert "equiv_rel_l2" in res.output and "rank" in res.output
+    assert "equiv_rel_l2" in res.output and "ranked" in res.output
 
 
 def test_json_to_stdout(tmp_path, noise_png):
