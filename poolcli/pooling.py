@@ -39,7 +39,8 @@ import numpy as np
 
 from ._checks import _is_int, as_float_array, as_planes, pair, restore_planes
 
-POOL_MODES = ("max", "avg", "min", "lp", "blurpool", "blur", "aps")
+FAMILY_MODES = ("median", "quantile", "mixed", "softpool", "stochastic", "gem")
+POOL_MODES = ("max", "avg", "min", "lp", "blurpool", "blur", "aps") + FAMILY_MODES
 ANTIALIASED_MODES = ("blurpool", "blur", "aps")
 PADDING_MODES = ("default", "circular")
 ADAPTIVE_MODES = ("max", "avg", "min")
@@ -419,7 +420,12 @@ def pool2d(
     *,
     padding_mode: str = "default",
     blur_size: int = 3,
-) -> np.ndarray:
+    q: float | None = None,
+    alpha: float | None = None,
+    train: bool = False,
+    seed: Any = None,
+    return_indices: bool = False,
+) -> Any:
     """Sliding-window pooling with the semantics of ``torch.nn.functional``.
 
     Parameters
@@ -470,6 +476,16 @@ def pool2d(
         by multiples of the stride (what ``poolcli invariance`` measures).
     blur_size : int, keyword-only
         The binomial blur of the anti-aliased modes (1..7, default 3).
+    q, alpha, train, seed : keyword-only
+        The other family modes (:mod:`poolcli.pooling_family`): ``median``,
+        ``quantile`` (``q`` in [0, 1]), ``mixed`` (``alpha * max + (1 - alpha)
+        * avg``, default 0.5), ``softpool``, ``stochastic`` (inference
+        ``sum(p_i a_i)``; ``train=True`` draws with ``seed``) and ``gem``
+        (generalised mean, norm ``p``, default 3). Padded values never count
+        for them (mixed: as avg's ``count_include_pad`` says).
+    return_indices : bool, keyword-only
+        ``max`` only: also return PyTorch's indices (flat ``ih * W + iw`` into
+        each input plane, the first maximum wins), for :func:`~poolcli.pooling_family.unpool2d`.
 
     Returns
     -------
@@ -516,8 +532,25 @@ def pool2d(
         if not _is_int(divisor_override) or divisor_override == 0:
             raise ValueError(f"divisor_override must be a non-zero int, got {divisor_override!r}")
     pnorm = _check_p(p) if mode == "lp" else None
+    if return_indices:
+        if mode != "max" or circular:
+            raise ValueError(f"return_indices=True needs mode='max' with the default padding, got mode={mode!r}")
+        from .pooling_family import max_pool2d_with_indices
+
+        return max_pool2d_with_indices(x, size, stride, padding, dilation, ceil_mode)
     if mode in ANTIALIASED_MODES:
         return _antialiased(x, mode, size, stride, padding, dilation, blur_size, circular)
+    if mode in FAMILY_MODES:
+        from .pooling_family import family_pool2d
+
+        extra = dict(q=q, alpha=alpha, p=p, train=train, seed=seed)
+        if not circular:
+            return family_pool2d(x, mode, size, stride, padding, dilation, ceil_mode, count_include_pad, **extra)
+        # Circular: wrap-pad to exactly the extent the windows read, then pool unpadded.
+        planes, lead = as_planes(x)
+        g = pool_geometry(planes.shape[1:], size, stride, padding, dilation, ceil_mode)
+        xp = _padded(planes, g, 0.0, circular=True)
+        return restore_planes(family_pool2d(xp, mode, g.size, g.stride, 0, g.dilation, False, True, **extra), lead)
     planes, lead = as_planes(x)
     g = pool_geometry(planes.shape[1:], size, stride, padding, dilation, ceil_mode)
     if mode == "max":

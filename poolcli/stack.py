@@ -245,6 +245,59 @@ _FILTER_OWN = {
 }
 
 
+def _unit_float(raw: Any) -> float:
+    v = _float_value(raw)
+    if not 0.0 <= v <= 1.0:
+        raise _Bad("must be in [0, 1]")
+    return v
+
+
+def _ratio(raw: Any) -> float:
+    v = _float_value(raw)
+    if not 0.0 < v <= 1.0:
+        raise _Bad("must be in (0, 1]")
+    return v
+
+
+def _seed(raw: Any) -> int:
+    v = _int_value(raw)
+    if v < 0:
+        raise _Bad("must be >= 0")
+    return v
+
+
+_GEOMETRY = (
+    Param("size", _pos_pair, required=True, aliases=("k", "kernel_size")),
+    Param("stride", _pos_pair, aliases=("s",)),
+    Param("padding", _padding_value, (0, 0), aliases=("pad",)),
+    Param("dilation", _pos_pair, (1, 1), aliases=("d",)),
+    Param("ceil_mode", _bool_value, False, aliases=("ceil",), flag=True),
+)
+# The rest of the family (poolcli.pooling_family).
+_FAMILY_PARAMS = {
+    "median": _GEOMETRY + (_PADDING_MODE,),
+    "quantile": _GEOMETRY + (Param("q", _unit_float, required=True), _PADDING_MODE),
+    "mixed": _GEOMETRY
+    + (Param("count_include_pad", _bool_value, True, flag=True), Param("alpha", _unit_float, 0.5), _PADDING_MODE),
+    "softpool": _GEOMETRY + (_PADDING_MODE,),
+    "stochastic": _GEOMETRY + (Param("train", _bool_value, False, flag=True), Param("seed", _seed, 0), _PADDING_MODE),
+    "gem": _GEOMETRY + (Param("p", _positive_float, 3.0, aliases=("norm",)), _PADDING_MODE),
+}
+_FRACTIONAL_PARAMS = (
+    Param("size", _pos_pair, (2, 2), aliases=("k", "kernel_size")),
+    Param("output_size", _pos_pair, None, aliases=("out",)),
+    Param("ratio", _ratio, None, aliases=("output_ratio",)),
+    Param("seed", _seed, 0),
+    Param("overlapping", _bool_value, False, flag=True),
+    Param("pseudo_random", _bool_value, True, flag=True),
+)
+_LEARNED_PARAMS = (
+    Param("weights", _string, required=True, aliases=("file", "w")),
+    Param("stride", _pos_pair, aliases=("s",)),
+    Param("padding", _padding_value, (0, 0), aliases=("pad",)),
+)
+
+
 @dataclass(frozen=True)
 class OpSpec:
     kind: str  # 'pool' | 'adaptive' | 'global' | 'filter' | 'activation'
@@ -260,6 +313,9 @@ def _op_specs() -> dict[str, OpSpec]:
         "blurpool": OpSpec("pool", _BLURPOOL_PARAMS),
         "blur": OpSpec("pool", _BLUR_PARAMS),
         "aps": OpSpec("pool", _APS_PARAMS),
+        **{name: OpSpec("pool", params) for name, params in _FAMILY_PARAMS.items()},
+        "fractional": OpSpec("fractional", _FRACTIONAL_PARAMS),
+        "learned": OpSpec("learned", _LEARNED_PARAMS),
         "adaptive-max": OpSpec("adaptive", (Param("output_size", _output_size, required=True, aliases=("size",)),)),
         "adaptive-avg": OpSpec("adaptive", (Param("output_size", _output_size, required=True, aliases=("size",)),)),
         "global-max": OpSpec("global"),
@@ -363,6 +419,16 @@ class Stage:
         if self.kind in ("pool", "filter"):
             s = op.get("stride")
             return s if s is not None else op.get("size")
+        if self.kind == "learned":
+            if op.get("stride") is not None:
+                return op.get("stride")
+            from .pooling_family import load_weights
+
+            k = load_weights(op.get("weights")).shape[-2:]
+            return (int(k[0]), int(k[1]))
+        if self.kind == "fractional" and op.get("ratio") is not None:
+            s = max(1, round(1 / op.get("ratio")))
+            return (s, s)
         return (1, 1)
 
 
@@ -413,7 +479,7 @@ def circular_stack(stack: Stack) -> Stack:
     return Stack(tuple(stages))
 
 
-POOL_METHODS = ("max", "avg", "min", "lp", "blurpool", "blur", "aps")
+POOL_METHODS = ("max", "avg", "min", "lp", "blurpool", "blur", "aps", "median", "mixed", "softpool", "gem", "stochastic")
 
 
 def swap_pooling(stack: Stack, method: str, *, p: float = 2.0) -> Stack:
@@ -663,6 +729,16 @@ def _validate(op: Op) -> None:
         _filter_of(op)
     elif op.kind == "pool" and "padding" in names:
         check_padding(op.get("size"), op.get("dilation"), op.get("padding"))
+    elif op.kind == "fractional":
+        if (op.get("output_size") is None) == (op.get("ratio") is None):
+            raise ValueError("give exactly one of output_size and ratio (e.g. fractional(ratio=0.7))")
+    elif op.kind == "learned":
+        from .pooling_family import load_weights
+
+        try:
+            load_weights(op.get("weights"))
+        except FileNotFoundError:
+            raise ValueError(f"weights file {op.get('weights')!r} not found") from None
 
 
 def parse_stack(spec: str) -> Stack:
@@ -767,6 +843,39 @@ def apply_op(x, op: Op):
     from . import pooling as P
 
     kind = op.kind
+    if kind == "pool" and op.name in _FAMILY_PARAMS:
+        return P.pool2d(
+            x,
+            op.name,
+            op.get("size"),
+            op.get("stride"),
+            op.get("padding"),
+            op.get("dilation"),
+            op.get("ceil_mode"),
+            op.get("count_include_pad") if op.name == "mixed" else True,
+            p=op.get("p") if op.name == "gem" else None,
+            padding_mode=op.get("padding_mode"),
+            q=op.get("q") if op.name == "quantile" else None,
+            alpha=op.get("alpha") if op.name == "mixed" else None,
+            train=op.get("train") if op.name == "stochastic" else False,
+            seed=op.get("seed") if op.name == "stochastic" else None,
+        )
+    if kind == "fractional":
+        from .pooling_family import fractional_max_pool2d
+
+        return fractional_max_pool2d(
+            x,
+            op.get("size"),
+            output_size=op.get("output_size"),
+            output_ratio=op.get("ratio"),
+            seed=op.get("seed"),
+            overlapping=op.get("overlapping"),
+            pseudo_random=op.get("pseudo_random"),
+        )
+    if kind == "learned":
+        from .pooling_family import learned_pool2d, load_weights
+
+        return learned_pool2d(x, load_weights(op.get("weights")), op.get("stride"), op.get("padding"))
     if kind == "pool" and op.name in ("blurpool", "blur", "aps"):
         return P.pool2d(
             x,
