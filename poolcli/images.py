@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import logging
+
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from poolcli.errors import InputError
@@ -41,6 +43,11 @@ __all__ = [
 # kept only if this Pillow build can actually open them (WebP or JPEG 2000
 # support is optional at Pillow build time). Formats that need an external
 # program or a user-installed handler (EPS, HDF5, GRIB, ...) are left out.
+# Pillow logs decoder complaints ("More samples per pixel than can be
+# decoded") before raising; with no handler, Python prints them to stderr. The
+# error itself reaches the user as one line, so the log record goes nowhere.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
+
 _WANTED_EXTENSIONS = (
     ".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".bmp",
     ".dib", ".gif", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".tga",
@@ -105,7 +112,24 @@ def _check_regular_file(path: Path) -> None:
         raise InputError(path, "empty file (0 bytes)")
 
 
-def _decode(path: Path) -> Image.Image:
+def _check_memory(path: Path, width: int, height: int, bands: int) -> None:
+    """Refuse, before decoding, an image whose float maps would not fit in memory.
+
+    The estimate is the float32 image times 4 (the decoded pixels, the float
+    copy and two maps of a stage in flight), against the memory available now.
+    """
+    need = width * height * max(1, bands) * 4 * 4
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if avail > 0 and need > avail:
+        raise InputError(
+            path, f"image of {width}x{height}x{bands} needs about {need / 2**30:.1f} GiB, more than the {avail / 2**30:.1f} GiB available"
+        )
+
+
+def _decode(path: Path, max_frames: int | None = None) -> Image.Image:
     """Open, size-check, fully decode and orient the first frame of ``path``."""
     try:
         fp = open(path, "rb")  # noqa: SIM115 - closed in the finally below
@@ -115,6 +139,10 @@ def _decode(path: Path) -> Image.Image:
         raise InputError(path, exc.strerror or str(exc)) from None
     try:
         with warnings.catch_warnings():
+            # Pillow's chatter about damaged metadata ("Corrupt EXIF data",
+            # "Truncated File Read") is not for the user: a file either loads
+            # or fails with one line.
+            warnings.simplefilter("ignore")
             # A file between MAX_IMAGE_PIXELS and twice that only warns in
             # Pillow; here it is an error like the larger ones.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -139,6 +167,14 @@ def _decode(path: Path) -> Image.Image:
                 )
             if width == 0 or height == 0:
                 raise InputError(path, f"image has no pixels ({width}x{height})")
+            if max_frames is not None:
+                try:
+                    frames = int(getattr(im, "n_frames", 1))
+                except _DECODE_ERRORS:
+                    raise InputError(path, "truncated or corrupt image data") from None
+                if frames > max_frames:
+                    raise InputError(path, f"too many frames ({frames} > --max-frames {max_frames})")
+            _check_memory(path, width, height, len(im.getbands()))
             try:
                 # Multi-frame files open on frame 0; nothing iterates frames.
                 im.load()
@@ -206,7 +242,13 @@ def _luminance(channels: np.ndarray) -> np.ndarray:
     return gray.astype(np.float32)[np.newaxis]
 
 
-def load_image(path: str | os.PathLike[str], color: str = "gray") -> np.ndarray:
+def load_image(
+    path: str | os.PathLike[str],
+    color: str = "gray",
+    *,
+    max_pixels: int | None = None,
+    max_frames: int | None = None,
+) -> np.ndarray:
     """Read an image file into a float32 array of shape ``(C, H, W)``.
 
     Any file Pillow decodes (PNG, JPEG, TIFF, BMP, GIF, WebP, PNM, ...) in any
@@ -226,6 +268,13 @@ def load_image(path: str | os.PathLike[str], color: str = "gray") -> np.ndarray:
         of the image as its own map: 1 (``1``, ``L``, ``I;16``, ``I``, ``F``),
         2 (``LA``), 3 (``RGB``, and ``CMYK``/``YCbCr``/``P`` converted to RGB)
         or 4 (``RGBA``, and ``P`` with transparency converted to RGBA).
+    max_pixels : int, optional, keyword-only
+        Refuse images with more pixels than this (default: Pillow's
+        ``MAX_IMAGE_PIXELS``, 89,478,485; the decompression-bomb check is
+        never disabled, only moved to this limit).
+    max_frames : int, optional, keyword-only
+        Refuse multi-frame files (GIF, APNG, TIFF, WebP) declaring more frames
+        than this (default: no limit; only the first frame is ever decoded).
 
     Returns
     -------
@@ -280,9 +329,20 @@ def load_image(path: str | os.PathLike[str], color: str = "gray") -> np.ndarray:
     """
     if not isinstance(color, str) or color not in _COLORS:
         raise ValueError(f"color must be 'gray' or 'keep'; got {color!r}")
+    for name, v in (("max_pixels", max_pixels), ("max_frames", max_frames)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be a positive int or None; got {v!r}")
     path = Path(path)
     _check_regular_file(path)
-    im = _decode(path)
+    if max_pixels is None:
+        im = _decode(path, max_frames)
+    else:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb check uses the module limit
+        try:
+            im = _decode(path, max_frames)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
     channels = _to_array(im, path)
     if color == "keep" or channels.shape[0] == 1:
         return channels
