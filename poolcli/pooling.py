@@ -345,21 +345,21 @@ def _avg(a: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor_overri
     h, w = a.shape[1:]
     top, bottom, left, right = g.pads
     if divisor_override is not None:
-        div = np.full((oh, ow), divisor_override, dtype=a.dtype)
+        ch = np.ones(oh, dtype=np.int64)
+        cw = np.full(ow, divisor_override, dtype=np.int64)
+    elif circular:  # every tap reads a real (wrapped) value
+        ch = np.full(oh, kh)
+        cw = np.full(ow, kw)
+    elif count_include_pad and not g.same:
+        ch = _tap_counts(h, oh, kh, sh, dh, top, -top, h + bottom)
+        cw = _tap_counts(w, ow, kw, sw, dw, left, -left, w + right)
     else:
-        if circular:  # every tap reads a real (wrapped) value
-            ch = np.full(oh, kh)
-            cw = np.full(ow, kw)
-        elif count_include_pad and not g.same:
-            ch = _tap_counts(h, oh, kh, sh, dh, top, -top, h + bottom)
-            cw = _tap_counts(w, ow, kw, sw, dw, left, -left, w + right)
-        else:
-            ch = _tap_counts(h, oh, kh, sh, dh, top, 0, h)
-            cw = _tap_counts(w, ow, kw, sw, dw, left, 0, w)
-        div = np.multiply.outer(ch, cw).astype(a.dtype)
-    empty = div == 0  # a window that counts nothing gives 0, as in PyTorch
-    if empty.any():
-        div[empty] = 1
+        ch = _tap_counts(h, oh, kh, sh, dh, top, 0, h)
+        cw = _tap_counts(w, ow, kw, sw, dw, left, 0, w)
+    # The divisor is the outer product ch x cw; one number when it is constant
+    # (no padding or overhang counted differently), else built band by band.
+    constant = bool((ch == ch[0]).all() and (cw == cw[0]).all())
+    scalar = a.dtype.type(int(ch[0]) * int(cw[0])) if constant else None
 
     def work(out, p0, p1, r0, r1):
         band = _band_input(a, g, p0, p1, r0, r1, 0.0, circular)
@@ -372,12 +372,21 @@ def _avg(a: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor_overri
             rows = band[:, i * dh : i * dh + (n - 1) * sh + 1 : sh, :]
             for j in range(kw):
                 acc += rows[:, :, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
-        np.divide(acc, div[r0:r1], out=acc)
+        if constant:
+            if scalar != 0:
+                np.divide(acc, scalar, out=acc)
+            else:
+                acc.fill(0)
+            return
+        div = np.multiply.outer(ch[r0:n + r0], cw).astype(a.dtype)
+        empty = div == 0  # a window that counts nothing gives 0, as in PyTorch
+        div[empty] = 1
+        np.divide(acc, div, out=acc)
+        if empty.any():
+            acc[:, empty] = 0
 
-    out = _run_bands(a, g, work)
-    if empty.any():
-        out[:, empty] = 0
-    return out
+    return _run_bands(a, g, work)
+
 
 
 def _torch_pow(x: np.ndarray, p: float) -> np.ndarray:

@@ -397,7 +397,7 @@ X = np.zeros((8, 8))
         (dict(mode="lp", size=2), r"\bp\b.*None"),
         (dict(mode="lp", size=2, p=0), r"\bp\b.*0"),
         (dict(mode="lp", size=2, p=-2.5), r"\bp\b.*-2\.5"),
-        (dict(mode="median", size=2), r"mode.*median"),
+        (dict(mode="maxx", size=2), r"mode.*maxx"),
         (dict(mode="max", size=9), r"size"),
         (dict(mode="avg", size=2, divisor_override=0), r"divisor_override.*0"),
     ],
