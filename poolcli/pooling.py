@@ -206,36 +206,7 @@ def _taps(xp: np.ndarray, axis: int, k: int, s: int, d: int, n_out: int):
 # ufuncs release the GIL, so bands also run on threads.
 
 _BAND_BYTES = 1 << 20  # input bytes one task reads: about an L2 (best of 128 KiB..2 MiB, measured)
-_threads: int | None = None
-_pool = None
-
-
-def set_num_threads(n: int | None) -> None:
-    """Threads the pooling cores use (None: the number of cores; 1: no threads)."""
-    global _threads
-    if n is not None and (not _is_int(n) or n < 1):
-        raise ValueError(f"threads must be an int >= 1 or None, got {n!r}")
-    _threads = None if n is None else int(n)
-
-
-def get_num_threads() -> int:
-    import os
-
-    if _threads is not None:
-        return _threads
-    env = os.environ.get("POOLCLI_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return os.cpu_count() or 1
-
-
-def _executor(n: int):
-    global _pool
-    from concurrent.futures import ThreadPoolExecutor
-
-    if _pool is None or _pool._max_workers != n:  # noqa: SLF001
-        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="poolcli")
-    return _pool
+from ._threads import get_num_threads, run_tasks, scratch, set_num_threads  # noqa: E402,F401  (re-exported)
 
 
 def _bands(a: np.ndarray, g: PoolGeometry):
@@ -267,7 +238,8 @@ def _band_input(a: np.ndarray, g: PoolGeometry, p0, p1, r0, r1, fill: float, cir
         rows = np.arange(start, stop) % h
         cols = (np.arange(need_w) - left) % w
         return a[p0:p1][:, rows][:, :, cols]
-    buf = np.full((p1 - p0, stop - start, need_w), fill, dtype=a.dtype)
+    buf = scratch("band", (p1 - p0, stop - start, need_w), a.dtype)
+    buf.fill(fill)
     lo, hi = max(0, start), min(h, stop)
     cols = max(0, min(w, need_w - left))
     if hi > lo and cols > 0:
@@ -277,14 +249,7 @@ def _band_input(a: np.ndarray, g: PoolGeometry, p0, p1, r0, r1, fill: float, cir
 
 def _run_bands(a: np.ndarray, g: PoolGeometry, work) -> np.ndarray:
     out = np.empty((a.shape[0],) + g.out, dtype=a.dtype)
-    tasks = list(_bands(a, g))
-    n = min(get_num_threads(), len(tasks))
-    if n > 1 and a.size >= (1 << 16):
-        for f in [_executor(n).submit(work, out, *t) for t in tasks]:
-            f.result()
-    else:
-        for t in tasks:
-            work(out, *t)
+    run_tasks(lambda *t: work(out, *t), _bands(a, g), parallel=a.size >= (1 << 16))
     return out
 
 
@@ -303,7 +268,9 @@ def _extreme_band(band: np.ndarray, g: PoolGeometry, n_rows: int, ufunc, dst: np
         return src[:, :, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
 
     first, second, k1, k2 = (rows, cols, kh, kw) if rows_first else (cols, rows, kw, kh)
-    acc = first(band, 0).copy()
+    v0 = first(band, 0)
+    acc = scratch("extreme", v0.shape, v0.dtype)
+    np.copyto(acc, v0)
     for i in range(1, k1):
         ufunc(first(band, i), acc, out=acc)
     np.copyto(dst, second(acc, 0))
