@@ -295,7 +295,7 @@ def bench_pool(quick: bool, results: dict) -> None:
     for shape in SHAPES:
         x = rng.random(shape, dtype=np.float32)
         big = x.size >= 4_000_000
-        reps = (3 if quick else 5) if big else (5 if quick else 15)
+        reps = (3 if quick else 5) if big else (5 if quick else 11)
         dst = np.empty_like(x)
         memcpy = time_fn(lambda: np.copyto(dst, x), reps + 2)
         for mode in ("max", "avg"):
@@ -580,7 +580,7 @@ def bench_e2e(quick: bool, results: dict) -> None:
     n = 40 if quick else 200
     src = image_dir(n, 512)
     work = Path(tempfile.mkdtemp(prefix="poolcli-bench-e2e-"))
-    reps = 1 if quick else 3
+    reps = 1 if quick else 2
     rec: dict[str, Any] = {"images": n, "size": 512, "stack": E2E_STACK}
     try:
         base = poolcli_exe() + ["run", str(src), "--stack", E2E_STACK, "--no-montage", "-q"]
@@ -592,15 +592,18 @@ def bench_e2e(quick: bool, results: dict) -> None:
             NOTES.append("`poolcli run --help` has no --workers option: the end-to-end run is timed without it")
         pc_out, t_out = work / "pc", work / "torch"
         clean = lambda p: (lambda: shutil.rmtree(p, ignore_errors=True))  # noqa: E731
-        # Check first: both produce the same maps.
-        subprocess.run(base + ["-o", str(pc_out)], check=True, capture_output=True)
         rows = []
         torch_cmd = [sys.executable, str(HERE / "e2e_torch.py"), str(src), str(t_out)]
         if torch is None:
             rec["torch"] = {"status": "skipped", "note": "torch not installed"}
         else:
-            subprocess.run(torch_cmd, check=True, capture_output=True)
-            ok, why = _compare_e2e(pc_out, t_out)
+            # Check first, on the folder's first 10 images (same files): both produce the same maps.
+            few = image_dir(10, 512)
+            subprocess.run(poolcli_exe() + ["run", str(few), "--stack", E2E_STACK, "--no-montage", "-q",
+                                            "-o", str(work / "chk_pc")], check=True, capture_output=True)
+            subprocess.run([sys.executable, str(HERE / "e2e_torch.py"), str(few), str(work / "chk_t")],
+                           check=True, capture_output=True)
+            ok, why = _compare_e2e(work / "chk_pc", work / "chk_t")
             rec["check"] = why
             if ok:
                 t = time_proc(torch_cmd, reps, warmup=0, before=clean(t_out), timev=True)
@@ -708,6 +711,15 @@ def environment() -> dict:
             env["cpu"] = m[1] if m else env["cpu"]
     except OSError:
         pass
+    try:  # which poolcli was measured
+        root = Path(__import__("poolcli").__file__).resolve().parent.parent
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "poolcli"],
+                               capture_output=True, text=True)
+        env["poolcli_commit"] = (rev.stdout.strip() + (" (poolcli/ modified)" if dirty.stdout.strip() else "")
+                                 if rev.returncode == 0 else f"{root} (not a git checkout)")
+    except OSError:
+        env["poolcli_commit"] = "unknown"
     import scipy
 
     env["scipy"] = scipy.__version__
@@ -796,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     emit(f"poolcli benchmarks  {env['date']}  nproc={env['nproc']} (affinity {env['affinity']})  {env['cpu']}")
     emit("  " + "  ".join(f"{k}={env[k]}" for k in
-                          ("python", "numpy", "scipy", "torch", "torch_threads", "opencv", "opencv_threads", "skimage")
+                          ("poolcli_commit", "python", "numpy", "scipy", "torch", "torch_threads", "opencv", "opencv_threads", "skimage")
                           if k in env))
     emit(f"  OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}  OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}")
     if isinstance(env["threadpools"], list):
