@@ -385,18 +385,26 @@ def to_uint8(plane: np.ndarray) -> np.ndarray:
     values = np.asarray(plane)
     if values.ndim != 2:
         raise ValueError(f"plane must be a 2-D array; got shape {values.shape}")
-    values = values.astype(np.float64)
-    finite = np.isfinite(values)
+    # In bands of rows: the float64 arithmetic below on a whole 8192x8192 map
+    # took 2 GiB of temporaries (measured); bands keep it to a few MiB.
+    rows = max(1, (1 << 20) // max(1, values.shape[1]))
+    bands = [slice(r, r + rows) for r in range(0, values.shape[0], rows)]
+    lo, hi = np.inf, -np.inf
+    for b in bands:
+        v = values[b].astype(np.float64)
+        f = v[np.isfinite(v)]
+        if f.size:
+            lo, hi = min(lo, float(f.min())), max(hi, float(f.max()))
     out = np.zeros(values.shape, dtype=np.uint8)
-    out[values == np.inf] = 255
-    if not finite.any():
-        return out
-    lo = float(values[finite].min())
-    hi = float(values[finite].max())
-    if hi > lo:
-        half_span = hi / 2 - lo / 2  # halves: no overflow near the float limits
-        scaled = (values[finite] / 2 - lo / 2) / half_span * 255.0
-        out[finite] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    half_span = hi / 2 - lo / 2  # halves: no overflow near the float limits
+    for b in bands:
+        v = values[b].astype(np.float64)
+        o = out[b]
+        o[v == np.inf] = 255
+        if hi > lo:
+            finite = np.isfinite(v)
+            scaled = (v[finite] / 2 - lo / 2) / half_span * 255.0
+            o[finite] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return out
 
 
@@ -498,10 +506,9 @@ def _input_tile(image: np.ndarray, height: int) -> np.ndarray:
         # One normalisation for all three channels keeps the colour balance.
         c, h, w = image.shape
         rgb = to_uint8(image.reshape(c * h, w)).reshape(c, h, w)
-        tile = np.moveaxis(rgb, 0, -1)
-    else:
-        tile = np.repeat(to_uint8(image[0])[..., np.newaxis], 3, axis=2)
-    return _rescale(tile, height)
+        return _rescale(np.moveaxis(rgb, 0, -1), height)
+    gray = _rescale(to_uint8(image[0]), height)  # shrink before the RGB copy
+    return np.repeat(gray[..., np.newaxis], 3, axis=2)
 
 
 def _panel_tile(maps: np.ndarray, height: int, max_channels: int) -> np.ndarray:
