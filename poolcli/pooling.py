@@ -159,7 +159,7 @@ def pool_geometry(
     if oh < 1 or ow < 1:
         k_eff = tuple(d * (k - 1) + 1 for k, d in zip(size_, dilation_))
         raise ValueError(
-            f"size={size!r} does not fit an input of (H, W) = {(h, w)}: the window spans {k_eff[0]}x{k_eff[1]} "
+            f"size={size!r} is too large for an input of (H, W) = {(h, w)}: the window spans {k_eff[0]}x{k_eff[1]} "
             f"(padding={padding!r}, dilation={dilation!r}), so the output would be {oh}x{ow}; "
             "use a smaller size or more padding"
         )
