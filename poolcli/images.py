@@ -66,6 +66,7 @@ IMAGE_EXTENSIONS: frozenset[str] = _openable_extensions()
 """Lower-case file extensions (with the dot) that :func:`load_image` reads."""
 
 _COLORS = ("gray", "keep")
+NAN_POLICIES = ("error", "propagate", "zero")
 
 # ITU-R BT.601 luma weights.
 _LUMA = (0.299, 0.587, 0.114)
@@ -286,6 +287,7 @@ def load_image(
     *,
     max_pixels: int | None = None,
     max_frames: int | None = None,
+    nan: str = "error",
 ) -> np.ndarray:
     """Read an image file into a float32 array of shape ``(C, H, W)``.
 
@@ -313,6 +315,11 @@ def load_image(
     max_frames : int, optional, keyword-only
         Refuse multi-frame files (GIF, APNG, TIFF, WebP) declaring more frames
         than this (default: no limit; only the first frame is ever decoded).
+    nan : {"error", "propagate", "zero"}, keyword-only
+        What to do with NaN or infinite pixels (only float TIFFs can hold
+        them): ``"error"`` (default) refuses the file, naming how many;
+        ``"propagate"`` keeps them (max pooling propagates NaN, as PyTorch);
+        ``"zero"`` replaces them with 0.
 
     Returns
     -------
@@ -367,6 +374,8 @@ def load_image(
     """
     if not isinstance(color, str) or color not in _COLORS:
         raise ValueError(f"color must be 'gray' or 'keep'; got {color!r}")
+    if nan not in NAN_POLICIES:
+        raise ValueError(f"nan must be one of {', '.join(NAN_POLICIES)}; got {nan!r}")
     for name, v in (("max_pixels", max_pixels), ("max_frames", max_frames)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{name} must be a positive int or None; got {v!r}")
@@ -382,11 +391,25 @@ def load_image(
         finally:
             Image.MAX_IMAGE_PIXELS = saved
     channels = _to_array(im, path)
+    if channels.dtype.kind == "f" and im.mode.startswith("F"):
+        channels = _apply_nan_policy(channels, nan, path)
     if color == "keep" or channels.shape[0] == 1:
         return channels
     if channels.shape[0] == 2:  # LA: the gray channel, alpha dropped
         return np.ascontiguousarray(channels[:1])
     return _luminance(channels)
+
+
+def _apply_nan_policy(x: np.ndarray, policy: str, path: Path) -> np.ndarray:
+    bad = ~np.isfinite(x)
+    n = int(bad.sum())
+    if not n or policy == "propagate":
+        return x
+    if policy == "zero":
+        x = x.copy()
+        x[bad] = 0
+        return x
+    raise InputError(path, f"{n} NaN or infinite pixel value(s); use --nan propagate or --nan zero to accept them")
 
 
 def to_uint8(plane: np.ndarray) -> np.ndarray:

@@ -97,9 +97,28 @@ def test_float_tiff_kept_exactly(tmp_path):
     arr[1, 0] = -np.inf
     path = tmp_path / "f.tif"
     Image.fromarray(arr).save(path)
-    out = load_image(path)
+    out = load_image(path, nan="propagate")
     _check(out, 1, arr.shape)
     np.testing.assert_array_equal(out[0], arr)  # NaN == NaN for this assert
+
+
+def test_nan_policy(tmp_path):
+    arr = np.ones((4, 5), np.float32)
+    arr[1, 2], arr[2, 3] = np.nan, -np.inf
+    path = tmp_path / "n.tif"
+    Image.fromarray(arr).save(path)
+    with pytest.raises(InputError, match=r"n\.tif: 2 NaN or infinite"):
+        load_image(path)  # the default policy: error
+    zero = load_image(path, nan="zero")
+    assert zero[0, 1, 2] == 0 and zero[0, 2, 3] == 0 and np.isfinite(zero).all()
+    kept = load_image(path, nan="propagate")
+    assert np.isnan(kept[0, 1, 2]) and kept[0, 2, 3] == -np.inf
+    with pytest.raises(ValueError, match="nan"):
+        load_image(path, nan="ignore")
+    # a finite float image is untouched by every policy
+    Image.fromarray(np.full((3, 3), 2.5, np.float32)).save(tmp_path / "ok.tif")
+    for policy in ("error", "propagate", "zero"):
+        assert (load_image(tmp_path / "ok.tif", nan=policy) == 2.5).all()
 
 
 def test_int32_tiff_in_16bit_range_is_scaled(tmp_path):
