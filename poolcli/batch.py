@@ -1,22 +1,59 @@
-"""From paths to records: input discovery, output naming, and one image through a stack.
+"""From paths to records: input discovery, output naming, one image through a stack, resume markers.
 
 ``run_one`` is the whole single-image pipeline: load, run every stage, write
 each stage's ``.npy`` and PNGs and the montage (atomically), and return the
-record that ``report.json`` stores. Nothing here prints; the CLI does.
+record that ``report.json`` stores. ``invariance_one`` is the same for the
+shift-invariance metrics. ``run_task`` / ``invariance_task`` wrap them for a
+worker process (or a Dask worker): they never raise for a bad input, they
+return a small outcome dict, and they write the input's completion marker
+last, so that ``--resume`` can trust it. Nothing here prints; the CLI does.
+
+Completion markers (what ``--resume`` trusts)
+--------------------------------------------
+``run``: ``<out>/<out_rel>/record.json``; ``invariance``:
+``<out>/invariance-records/<out_rel>.json``. Each holds
+``{"fingerprint": ..., "record"|"records": ...}``; the fingerprint is a
+SHA-256 of the poolcli version, the command, the canonical stack and every
+option that changes an output, the input's path, size and mtime, and its
+output folder. A marker is deleted before an input's outputs are rewritten
+and written (atomically) after the last of them, so it exists only beside a
+complete set of outputs of exactly these options.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
-from .errors import InputError, PoolcliError, UsageError
-from .outputs import atomic_write_bytes, safe_name, save_npy
+from .errors import InputError, OutputError, PoolcliError, UsageError
+from .outputs import atomic_write_bytes, inside, safe_name, save_json, save_npy
 from .stack import Stack, apply_stage
 
-__all__ = ["RunOptions", "InputItem", "discover", "run_one", "stage_facts"]
+__all__ = [
+    "RunOptions",
+    "InvarianceOptions",
+    "InputItem",
+    "Discovery",
+    "discover",
+    "scan",
+    "run_one",
+    "invariance_one",
+    "run_task",
+    "invariance_task",
+    "fingerprint",
+    "load_marker",
+    "marker_path",
+    "previous_outputs",
+    "stage_facts",
+]
+
+RUN_MARKER = "record.json"
+INVARIANCE_MARKERS = "invariance-records"
 
 
 @dataclass(frozen=True)
@@ -33,6 +70,20 @@ class RunOptions:
 class InputItem:
     path: Path  # the file to read
     out_rel: Path  # its output folder, relative to --out
+    display: str = ""  # the path as reports show it (default: str(path))
+
+    @property
+    def label(self) -> str:
+        return self.display or str(self.path)
+
+
+@dataclass
+class Discovery:
+    """What a scan of the PATH arguments found."""
+
+    items: list[InputItem]
+    skipped: int = 0  # files in folders that are not images (or do not match --glob)
+    folders: bool = False  # at least one PATH was a folder
 
 
 def _out_name(name: str) -> str:
@@ -40,55 +91,105 @@ def _out_name(name: str) -> str:
     return safe_name(name.replace(".", "_"))
 
 
-def _image_files(root: Path, recursive: bool) -> Iterator[Path]:
+def _matches(rel: str, name: str, globs: Sequence[str] | None, extensions: Iterable[str]) -> bool:
+    """Case-insensitive: a pattern with a '/' matches the path relative to the folder, else the name."""
+    if not globs:
+        return os.path.splitext(name)[1].lower() in extensions
+    for g in globs:
+        g = g.lower()
+        target = rel.lower() if "/" in g else name.lower()
+        if fnmatch.fnmatchcase(target, g):
+            return True
+    return False
+
+
+def _image_files(
+    root: Path,
+    recursive: bool,
+    globs: Sequence[str] | None,
+    seen: set[tuple[int, int]],
+    skipped: list[int],
+) -> Iterator[Path]:
+    """Files under ``root`` in sorted order; folders reached twice (symlink loops) are walked once."""
     from .images import IMAGE_EXTENSIONS
 
-    seen: set[tuple[int, int]] = set()
-
-    def walk(folder: Path) -> Iterator[Path]:
+    def walk(folder: Path, rel: str) -> Iterator[Path]:
         try:
             st = folder.stat()
         except OSError:
             return
         key = (st.st_dev, st.st_ino)
-        if key in seen:  # a symlink loop, or a folder reached twice
+        if key in seen:  # a symlink loop, a folder reached twice, or --out itself
             return
         seen.add(key)
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
         except OSError:
             return
         for e in entries:
             p = Path(e.path)
-            if e.is_dir(follow_symlinks=True):
+            r = f"{rel}{e.name}"
+            try:
+                is_dir = e.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
                 if recursive:
-                    yield from walk(p)
-            elif p.suffix.lower() in IMAGE_EXTENSIONS:
+                    yield from walk(p, r + "/")
+            elif _matches(r, e.name, globs, IMAGE_EXTENSIONS):
                 yield p
+            else:
+                skipped[0] += 1
 
-    yield from walk(root)
+    yield from walk(root, "")
 
 
-def discover(paths: list[Path], recursive: bool = True) -> list[InputItem]:
+def scan(
+    paths: Sequence[Path],
+    recursive: bool = True,
+    globs: Sequence[str] | None = None,
+    exclude: Sequence[Path] = (),
+) -> Discovery:
     """Expand files and folders into inputs with distinct output folders.
 
-    A file given by name gets ``<name>_<ext>/``; files found in a folder mirror
-    the folder's tree (prefixed with the folder's name when several paths are
-    given). A path that does not exist stays in the list, so that it fails
-    with its own message and the others still run.
+    A file given by name is always an input and gets ``<name>_<ext>/``; files
+    found in a folder (recursively unless ``recursive=False``) are inputs when
+    their extension is one Pillow reads (or, with ``globs``, when their name
+    matches one of the patterns, case-insensitively) and mirror the folder's
+    tree (prefixed with the folder's name when several paths are given); the
+    other files are counted in ``skipped``. Folders in ``exclude`` (--out) are
+    never entered. A path that does not exist stays in the list, so that it
+    fails with its own message and the others still run.
+
+    Output folders are unique, also on a case-insensitive file system:
+    ``a/cat.png`` and ``b/cat.png`` mirror their folders, ``cat.png`` and
+    ``cat.jpg`` become ``cat_png`` and ``cat_jpg``, and ``CAT.png`` beside
+    ``cat.png`` becomes ``cat_png-2``.
     """
     items: list[InputItem] = []
     several = len(paths) > 1
+    seen: set[tuple[int, int]] = set()
+    for ex in exclude:
+        try:
+            st = Path(ex).stat()
+            seen.add((st.st_dev, st.st_ino))
+        except OSError:
+            pass
+    skipped = [0]
+    folders = False
     for p in paths:
+        p = Path(p)
         if p.is_dir():
+            folders = True
             prefix = Path(_out_name(p.resolve().name or "root")) if several else Path()
-            for f in _image_files(p, recursive):
+            for f in _image_files(p, recursive, globs, seen, skipped):
                 rel = f.relative_to(p)
                 parts = [_out_name(part) for part in rel.parts]
                 items.append(InputItem(f, prefix.joinpath(*parts)))
         else:
             items.append(InputItem(p, Path(_out_name(p.name))))
-    # Two inputs never share an output folder.
+    # Two inputs never share an output folder (compared case-insensitively).
     used: set[str] = set()
     unique = []
     for it in items:
@@ -101,7 +202,12 @@ def discover(paths: list[Path], recursive: bool = True) -> list[InputItem]:
             n += 1
         used.add(key)
         unique.append(InputItem(it.path, rel))
-    return unique
+    return Discovery(unique, skipped[0], folders)
+
+
+def discover(paths: list[Path], recursive: bool = True, globs: Sequence[str] | None = None) -> list[InputItem]:
+    """The inputs of :func:`scan`, without the counts."""
+    return scan(paths, recursive, globs).items
 
 
 def stage_facts(shape: tuple[int, ...], input_shape: tuple[int, ...], dense_units: int) -> dict:
@@ -162,7 +268,7 @@ def run_one(item: InputItem, opts: RunOptions) -> dict:
         shape_txt = "x".join(str(v) for v in x.shape)
         panels.append((f"{index}: {stage.name} {shape_txt}", x))
     record = {
-        "path": str(item.path),
+        "path": item.label,
         "out_dir": item.out_rel.as_posix(),
         "input_shape": list(input_shape),
         "input": stage_facts(input_shape, input_shape, opts.dense_units),
@@ -249,7 +355,7 @@ def invariance_one(item: InputItem, opts: InvarianceOptions) -> list[dict]:
                         metrics = compare(fx[i], ftx[i], (dy, dx), strides[i], opts.shift_mode)
                         records.append(
                             {
-                                "input": str(item.path),
+                                "input": item.label,
                                 "method": method,
                                 "stage": i + 1,
                                 "stage_name": stage.name,
@@ -263,3 +369,144 @@ def invariance_one(item: InputItem, opts: InvarianceOptions) -> list[dict]:
     except ValueError as exc:
         raise InputError(item.path, str(exc)) from None
     return records
+
+
+# ----------------------------------------------------------------------------- resume markers and tasks
+
+
+def options_key(opts: RunOptions | InvarianceOptions) -> dict[str, Any]:
+    """Every option that changes an input's outputs, as plain JSON values (``out_dir`` excluded)."""
+    if isinstance(opts, RunOptions):
+        return {
+            "command": "run",
+            "stack": str(opts.stack),
+            "color": opts.color,
+            "dense_units": opts.dense_units,
+            "png": opts.png,
+            "montage": opts.montage,
+        }
+    return {
+        "command": "invariance",
+        "stack": str(opts.stack),
+        "shifts": [list(s) for s in opts.shifts],
+        "methods": list(opts.methods),
+        "shift_mode": opts.shift_mode,
+        "color": opts.color,
+    }
+
+
+def fingerprint(item: InputItem, key: dict[str, Any]) -> str | None:
+    """SHA-256 of version, options, the input's path/size/mtime and output folder; None if unreadable."""
+    from . import __version__
+
+    try:
+        st = os.stat(item.path)
+    except OSError:
+        return None
+    doc = {
+        "poolcli_version": __version__,
+        "options": key,
+        "input": os.path.abspath(item.path),
+        "label": item.label,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "out_rel": item.out_rel.as_posix(),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def marker_path(out_dir: Path, item: InputItem, command: str) -> Path:
+    """Where the completion marker of ``item`` lives (see the module docstring)."""
+    if command == "run":
+        return out_dir / item.out_rel / RUN_MARKER
+    rel = item.out_rel
+    return out_dir / INVARIANCE_MARKERS / rel.with_name(rel.name + ".json")
+
+
+def load_marker(out_dir: Path, item: InputItem, command: str, fp: str | None) -> Any:
+    """The cached record(s) of ``item`` when its marker matches ``fp`` (and, for run, its files exist)."""
+    if fp is None:
+        return None
+    path = marker_path(out_dir, item, command)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("fingerprint") != fp:
+        return None
+    if command == "run":
+        rec = doc.get("record")
+        if not isinstance(rec, dict):
+            return None
+        files = [s.get("npy") for s in rec.get("stages", [])]
+        files += [png for s in rec.get("stages", []) for png in s.get("png", [])]
+        files.append(rec.get("montage"))
+        for f in files:
+            if f is not None and not (out_dir / f).is_file():
+                return None
+        return rec
+    recs = doc.get("records")
+    return recs if isinstance(recs, list) else None
+
+
+def previous_outputs(out_dir: Path, items: Sequence[InputItem], command: str) -> str | None:
+    """What in ``out_dir`` a run of ``command`` on ``items`` would overwrite (None: nothing)."""
+    report = out_dir / ("report.json" if command == "run" else "invariance.json")
+    if report.exists():
+        return report.name
+    for it in items:
+        m = marker_path(out_dir, it, command)
+        if m.exists():
+            return m.relative_to(out_dir).as_posix()
+        if command == "run":
+            d = out_dir / it.out_rel
+            try:
+                if any(f.is_file() for f in d.iterdir()):
+                    return d.relative_to(out_dir).as_posix() + "/"
+            except OSError:
+                pass
+    return None
+
+
+def _task(item: InputItem, opts: RunOptions | InvarianceOptions, fp: str | None, out_dir: Path) -> dict[str, Any]:
+    command = "run" if isinstance(opts, RunOptions) else "invariance"
+    marker = marker_path(out_dir, item, command)
+    if not inside(out_dir, marker.parent if command == "run" else marker):
+        return {"ok": False, "error": f"output folder {item.out_rel.as_posix()} would leave --out"}
+    try:
+        marker.unlink(missing_ok=True)  # outputs are about to change: the old marker no longer vouches
+        if command == "run":
+            result: Any = run_one(item, opts)  # type: ignore[arg-type]
+            doc: dict[str, Any] = {"fingerprint": fp, "record": result}
+        else:
+            result = invariance_one(item, opts)  # type: ignore[arg-type]
+            doc = {"fingerprint": fp, "records": result}
+        if fp is not None:
+            save_json(marker, doc)  # last, atomically
+    except InputError as exc:
+        return {"ok": False, "error": exc.reason}
+    except OutputError as exc:  # disk full, permissions: the batch cannot go on
+        return {"fatal": str(exc)}
+    except PoolcliError as exc:
+        return {"ok": False, "error": str(exc)}
+    except MemoryError:
+        return {"ok": False, "error": "out of memory"}
+    except OSError as exc:
+        return {"fatal": f"{marker.parent}: {exc.strerror or exc}"}
+    except Exception as exc:  # a bug on one odd input must not stop 10,000 others
+        return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+    return {"ok": True, "result": result}
+
+
+def run_task(item: InputItem, opts: RunOptions, fp: str | None) -> dict[str, Any]:
+    """:func:`run_one` for a worker: ``{"ok": True, "result": record}`` or ``{"ok": False, "error": reason}``.
+
+    ``{"fatal": message}`` when an output cannot be written. Writes the
+    completion marker last when ``fp`` is given.
+    """
+    return _task(item, opts, fp, opts.out_dir)
+
+
+def invariance_task(item: InputItem, opts: InvarianceOptions, fp: str | None, out_dir: Path) -> dict[str, Any]:
+    """:func:`invariance_one` for a worker; the marker caches the records under ``out_dir``."""
+    return _task(item, opts, fp, out_dir)

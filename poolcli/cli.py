@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
-import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Iterator, NamedTuple, Optional
 
 import typer
 from rich.console import Console
 
 from . import __version__
-from .errors import ExitStatus, InputError, PoolcliError, UsageError
+from .errors import ExitStatus, PoolcliError, UsageError
 
 app = typer.Typer(
     name="poolcli",
@@ -400,8 +400,57 @@ ColorOpt = Annotated[
     Color, typer.Option(help="gray: ITU-R 601 luminance; keep: every channel its own map.", rich_help_panel=STACK_PANEL)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON report to stdout instead of tables.", rich_help_panel=OUTPUT_PANEL)]
-RecursiveOpt = Annotated[bool, typer.Option(help="Look into sub-folders of folder inputs.", rich_help_panel=OUTPUT_PANEL)]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No tables; errors only.", rich_help_panel=OUTPUT_PANEL)]
+BATCH_PANEL = "Batch (folders, parallel workers, resume, Dask)"
+RecursiveOpt = Annotated[bool, typer.Option(help="Look into sub-folders of folder inputs.", rich_help_panel=BATCH_PANEL)]
+GlobOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--glob",
+        metavar="PATTERN",
+        help="Which files found in folders are inputs, e.g. '*.png' (repeat for several; case-insensitive; "
+        "matched against the file name, or against the path under the folder when it contains a '/'). "
+        "Other files are skipped and counted. \\[default: every extension Pillow reads]",
+        rich_help_panel=BATCH_PANEL,
+        show_default=False,
+    ),
+]
+WorkersOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--workers",
+        "-j",
+        min=1,
+        help="Images processed in parallel, one process each; 1 runs in this process. "
+        "With --scheduler local: the Dask workers. \\[default: the number of cores]",
+        rich_help_panel=BATCH_PANEL,
+        show_default=False,
+    ),
+]
+SchedulerOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        metavar="local|tcp://HOST:PORT",
+        help="Run on Dask distributed (pip install 'poolcli\\[dask]'): 'local' for a LocalCluster of --workers "
+        "processes on this machine, or a scheduler's address. Workers write to --out: it must be a folder they share.",
+        rich_help_panel=BATCH_PANEL,
+        show_default=False,
+    ),
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Finish an interrupted run into the same --out: inputs whose outputs are complete (same options, "
+        "unchanged file) are skipped; the report covers all inputs.",
+        rich_help_panel=BATCH_PANEL,
+    ),
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Overwrite the outputs of an earlier run in --out.", rich_help_panel=BATCH_PANEL)
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No tables, no progress; failures and errors only.", rich_help_panel=OUTPUT_PANEL)
+]
 DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks.", rich_help_panel=OUTPUT_PANEL)]
 
 
@@ -436,16 +485,24 @@ def run(
     png: Annotated[bool, typer.Option(help="Write a PNG per map channel.", rich_help_panel=OUTPUT_PANEL)] = True,
     montage: Annotated[bool, typer.Option(help="Write a montage PNG per input.", rich_help_panel=OUTPUT_PANEL)] = True,
     recursive: RecursiveOpt = True,
+    glob: GlobOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    resume: ResumeOpt = False,
+    force: ForceOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Filter and pool images; write every stage's maps (.npy, PNG), a montage, report.json and shapes.csv.
 
     Example: poolcli run photo.png --pool max --size 2 --stride 2
+
+    Folders: poolcli run photos/ --workers 4 (then --resume after Ctrl-C).
     """
     with _errors(debug):
         st = build_stack(**_stack_args(locals()))
-        code = _run(paths, st, out, color.value, dense_units, json_out, png, montage, recursive, quiet, debug)
+        batch = BatchArgs(recursive, glob, workers, scheduler, resume, force)
+        code = _run(paths, st, out, color.value, dense_units, json_out, png, montage, batch, quiet, debug)
     raise typer.Exit(code)
 
 
@@ -474,34 +531,88 @@ def _stack_args(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run(paths, st, out, color, dense_units, json_out, png, montage, recursive, quiet, debug) -> int:
-    from .batch import RunOptions, discover, run_one
-    from .outputs import check_writable, save_csv, save_json
-    from .report import SHAPES_CSV_HEADER, shape_table, shapes_csv_rows
+class BatchArgs(NamedTuple):
+    """The batch options shared by run and invariance."""
 
+    recursive: bool = True
+    globs: Optional[list[str]] = None
+    workers: Optional[int] = None
+    scheduler: Optional[str] = None
+    resume: bool = False
+    force: bool = False
+
+
+def _prepare_batch(command: str, paths: list[Path], out: Path, batch: BatchArgs):
+    """Check the options, find the inputs, and refuse to overwrite an earlier run: all before any work."""
+    from .batch import previous_outputs, scan
+    from .outputs import check_writable
+    from .parallel import check_scheduler
+
+    if batch.resume and batch.force:
+        raise UsageError("--resume and --force cannot be combined: --resume keeps finished outputs, --force redoes them")
+    check_scheduler(batch.scheduler)
     out_dir = check_writable(out)
-    items = discover(list(paths), recursive=recursive)
-    if not items:
+    found = scan(list(paths), recursive=batch.recursive, globs=batch.globs, exclude=[out_dir])
+    if not found.items:
         raise UsageError("no images found in " + ", ".join(str(p) for p in paths))
+    if not (batch.resume or batch.force):
+        prev = previous_outputs(out_dir, found.items, command)
+        if prev is not None:
+            raise UsageError(
+                f"--out {out_dir} already holds outputs of an earlier run ({prev}): "
+                "add --resume to finish that run, or --force to overwrite it"
+            )
+    return out_dir, found
+
+
+def _progress(quiet: bool, found, total: int):
+    from .parallel import Progress
+
+    if quiet:
+        mode = "none"
+    elif err_console.is_terminal and not err_console.is_dumb_terminal:
+        mode = "bar"
+    else:  # plain lines in logs, for folder batches; named files keep the one-line-per-failure output
+        mode = "lines" if found.folders else "none"
+    return Progress(err_console, mode, total)
+
+
+def _batch(command: str, items, opts, out_dir: Path, batch: BatchArgs, quiet: bool, found, debug: bool):
+    from .parallel import run_batch
+
+    return run_batch(
+        items,
+        opts,
+        command=command,
+        out_dir=out_dir,
+        workers=batch.workers or os.cpu_count() or 1,
+        scheduler=batch.scheduler,
+        resume=batch.resume,
+        progress=_progress(quiet, found, len(items)),
+        debug=debug,
+    )
+
+
+def _interrupted(out_dir: Path, report_name: str) -> int:
+    err_console.print(
+        f"poolcli: interrupted; {_escape(str(out_dir / report_name))} lists what was done; "
+        "run the same command with --resume to finish",
+        highlight=False,
+    )
+    return ExitStatus.CTRL_C
+
+
+def _run(paths, st, out, color, dense_units, json_out, png, montage, batch: BatchArgs, quiet, debug) -> int:
+    from .batch import RunOptions
+    from .outputs import save_csv, save_json
+    from .report import SHAPES_CSV_HEADER, batch_summary_line, shape_table, shapes_csv_rows
+
+    out_dir, found = _prepare_batch("run", paths, out, batch)
+    items = found.items
     opts = RunOptions(stack=st, out_dir=out_dir, color=color, dense_units=dense_units, png=png, montage=montage)
-    records, failures = [], []
-    t0 = time.perf_counter()
-    shown_shapes: set[tuple] = set()
-    for item in items:
-        try:
-            rec = run_one(item, opts)
-        except InputError as exc:
-            if debug:
-                raise
-            failures.append({"path": str(item.path), "error": exc.reason})
-            err_console.print(f"[bold red]poolcli:[/] {_escape(str(exc))}", highlight=False)
-            continue
-        records.append(rec)
-        if not (json_out or quiet):
-            key = tuple(rec["input_shape"])
-            if key not in shown_shapes:  # one shape report per distinct input size
-                shown_shapes.add(key)
-                out_console.print(shape_table(rec, dense_units))
+    res = _batch("run", items, opts, out_dir, batch, quiet, found, debug)
+    records = [res.results[i] for i in sorted(res.results)]
+    failures = [{"path": items[i].label, "error": res.errors[i]} for i in sorted(res.errors)]
     report = {
         "poolcli_version": __version__,
         "stack": str(st),
@@ -510,24 +621,30 @@ def _run(paths, st, out, color, dense_units, json_out, png, montage, recursive, 
         "out_dir": str(out_dir),
         "inputs": records,
         "failures": failures,
-        "summary": {
-            "found": len(items),
-            "processed": len(records),
-            "failed": len(failures),
-            "seconds": round(time.perf_counter() - t0, 3),
-        },
+        "summary": res.counts(len(items), found.skipped),
+        "interrupted": res.interrupted,
+        "execution": {"workers": res.workers, "scheduler": res.scheduler},
     }
     save_json(out_dir / "report.json", report)
     save_csv(out_dir / "shapes.csv", SHAPES_CSV_HEADER, shapes_csv_rows(records))
+    if res.interrupted:
+        return _interrupted(out_dir, "report.json")
     if json_out:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     elif not quiet:
+        shown_shapes: set[tuple] = set()
+        for rec in records:  # one shape report per distinct input size, in input order
+            key = tuple(rec["input_shape"])
+            if key not in shown_shapes:
+                shown_shapes.add(key)
+                out_console.print(shape_table(rec, dense_units))
         out_console.print(f"stack: [bold]{_escape(str(st))}[/]")
         out_console.print(
             f"{len(records)} of {len(items)} image(s) processed, {len(failures)} failed; "
             f"outputs in {_escape(str(out_dir))}/ (report.json, shapes.csv)",
             highlight=False,
         )
+        out_console.print(batch_summary_line(report["summary"]), highlight=False)
     return ExitStatus.ERROR if failures else ExitStatus.SUCCESS
 
 
@@ -596,6 +713,11 @@ def invariance(
     json_out: JsonOpt = False,
     plot: Annotated[bool, typer.Option(help="Write invariance.png (needs poolcli[plot]).", rich_help_panel=OUTPUT_PANEL)] = True,
     recursive: RecursiveOpt = True,
+    glob: GlobOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    resume: ResumeOpt = False,
+    force: ForceOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -626,42 +748,44 @@ def invariance(
             methods = tuple(dict.fromkeys(methods))
             if not any(s.kind == "pool" for s in st.stages):
                 raise UsageError("--compare needs a stack with at least one pooling stage to swap")
-        code = _invariance(paths, st, pairs, methods, shift_mode.value, out, color.value, json_out, plot, recursive, quiet, debug)
+        batch = BatchArgs(recursive, glob, workers, scheduler, resume, force)
+        code = _invariance(paths, st, pairs, methods, shift_mode.value, out, color.value, json_out, plot, batch, quiet, debug)
     raise typer.Exit(code)
 
 
-def _invariance(paths, st, pairs, methods, shift_mode, out, color, json_out, plot, recursive, quiet, debug) -> int:
-    from .batch import InvarianceOptions, discover, invariance_one, method_stacks
-    from .outputs import atomic_write_bytes, check_writable, save_csv, save_json
+def _invariance(paths, st, pairs, methods, shift_mode, out, color, json_out, plot, batch: BatchArgs, quiet, debug) -> int:
+    from .batch import InvarianceOptions, method_stacks
+    from .outputs import atomic_write_bytes, save_csv, save_json
     from .plots import PLOT_HINT, have_matplotlib, invariance_plot
-    from .report import INVARIANCE_CSV_HEADER, invariance_csv_rows, invariance_table, summarize_methods, summary_table
+    from .report import (
+        INVARIANCE_AGG_CSV_HEADER,
+        INVARIANCE_CSV_HEADER,
+        aggregate_table,
+        batch_summary_line,
+        invariance_aggregate_csv_rows,
+        invariance_aggregates,
+        invariance_csv_rows,
+        invariance_table,
+        summarize_methods,
+        summary_table,
+    )
 
-    out_dir = check_writable(out)
-    items = discover(list(paths), recursive=recursive)
-    if not items:
-        raise UsageError("no images found in " + ", ".join(str(p) for p in paths))
+    out_dir, found = _prepare_batch("invariance", paths, out, batch)
+    items = found.items
     opts = InvarianceOptions(stack=st, shifts=tuple(pairs), methods=methods, shift_mode=shift_mode, color=color)
     stacks = method_stacks(opts)
-    records: list[dict] = []
-    failures: list[dict] = []
-    t0 = time.perf_counter()
-    for item in items:
-        try:
-            recs = invariance_one(item, opts)
-        except InputError as exc:
-            if debug:
-                raise
-            failures.append({"path": str(item.path), "error": exc.reason})
-            err_console.print(f"[bold red]poolcli:[/] {_escape(str(exc))}", highlight=False)
-            continue
-        records.extend(recs)
+    res = _batch("invariance", items, opts, out_dir, batch, quiet, found, debug)
+    records: list[dict] = [r for i in sorted(res.results) for r in res.results[i]]
+    failures = [{"path": items[i].label, "error": res.errors[i]} for i in sorted(res.errors)]
     summary = summarize_methods(records)
+    aggregates = invariance_aggregates(records)
     note = (
         "circular: shifts are np.roll; every padding and boundary in the stack was made circular (filters wrap, "
         "pools pad by wrapping) so that borders do not pollute the measurement"
         if shift_mode == "circular"
         else "crop: two equal-size crops whose offsets differ by the shift (Zhang 2019); the stack runs as configured"
     )
+    counts = res.counts(len(items), found.skipped)
     report = {
         "poolcli_version": __version__,
         "stack": str(st),
@@ -671,17 +795,25 @@ def _invariance(paths, st, pairs, methods, shift_mode, out, color, json_out, plo
         "shifts": [list(s) for s in pairs],
         "records": records,
         "summary": summary,
+        "aggregates": aggregates,
         "failures": failures,
-        "seconds": round(time.perf_counter() - t0, 3),
+        "seconds": counts["seconds"],
+        "batch_summary": counts,
+        "interrupted": res.interrupted,
+        "execution": {"workers": res.workers, "scheduler": res.scheduler},
     }
     save_json(out_dir / "invariance.json", report)
     save_csv(out_dir / "invariance.csv", INVARIANCE_CSV_HEADER, invariance_csv_rows(records))
+    save_csv(out_dir / "invariance_aggregates.csv", INVARIANCE_AGG_CSV_HEADER, invariance_aggregate_csv_rows(aggregates))
+    if res.interrupted:
+        return _interrupted(out_dir, "invariance.json")
     plot_msg = None
     if plot and records:
         if have_matplotlib():
             atomic_write_bytes(out_dir / "invariance.png", invariance_plot(records, title=f"{str(st)} ({shift_mode})"))
         else:
             plot_msg = f"no plot: {PLOT_HINT}"
+    n_ok = len(res.results)
     if json_out:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     elif not quiet:
@@ -690,8 +822,13 @@ def _invariance(paths, st, pairs, methods, shift_mode, out, color, json_out, plo
         for method, _ in stacks:
             out_console.print(invariance_table(records, method))
         out_console.print(summary_table(summary))
-        written = "invariance.json, invariance.csv" + (", invariance.png" if plot and records and not plot_msg else "")
+        if n_ok > 1:
+            out_console.print(aggregate_table(aggregates, n_ok))
+        written = "invariance.json, invariance.csv, invariance_aggregates.csv" + (
+            ", invariance.png" if plot and records and not plot_msg else ""
+        )
         out_console.print(f"outputs in {_escape(str(out_dir))}/ ({written})", highlight=False)
+        out_console.print(batch_summary_line(counts), highlight=False)
     if plot_msg and not json_out:
         err_console.print(f"poolcli: {plot_msg}", highlight=False)
     return ExitStatus.ERROR if failures else ExitStatus.SUCCESS

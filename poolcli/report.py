@@ -244,3 +244,131 @@ def summary_table(summary: list[dict[str, Any]]) -> Table:
             "-" if s["final_cosine"] is None else f"{s['final_cosine']:.6f}",
         )
     return t
+
+
+# ----------------------------------------------------------------------------- aggregates over a folder
+
+# Each metric and which end is the worst case.
+AGGREGATE_METRICS: tuple[tuple[str, str], ...] = (
+    ("cosine", "min"),
+    ("rel_l2", "max"),
+    ("equiv_rel_l2", "max"),
+    ("global_rel_diff", "max"),
+)
+
+INVARIANCE_AGG_CSV_HEADER = ["method", "stage", "stage_name", "spec", "shift", "n"] + [
+    f"{m}_{s}" for m, _ in AGGREGATE_METRICS for s in ("mean", "std", "worst")
+]
+
+
+def invariance_aggregates(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method, stage and shift, over every input: ``n`` and the mean, std and worst of each metric.
+
+    ``std`` is the population standard deviation (``ddof=0``); the worst case
+    is the minimum for ``cosine`` and the maximum for the others. Metrics that
+    are ``None`` for an input (undefined) are left out of its statistics; a
+    statistic over no values is ``None``. Groups keep the records' order.
+
+    >>> recs = [{"method": "max", "stage": 1, "stage_name": "max", "spec": "max(2)", "shift": [0, 1],
+    ...          "cosine": c, "rel_l2": r, "equiv_rel_l2": r, "global_rel_diff": 0.0}
+    ...         for c, r in ((1.0, 0.1), (0.5, 0.3))]
+    >>> (a,) = invariance_aggregates(recs)
+    >>> a["n"], a["cosine_mean"], a["cosine_worst"], round(a["rel_l2_std"], 6), a["rel_l2_worst"]
+    (2, 0.75, 0.5, 0.1, 0.3)
+    """
+    import math
+
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["stage"], tuple(r["shift"])), []).append(r)
+    out = []
+    for (method, stage, shift), rows in groups.items():
+        agg: dict[str, Any] = {
+            "method": method,
+            "stage": stage,
+            "stage_name": rows[0]["stage_name"],
+            "spec": rows[0].get("spec", ""),
+            "shift": list(shift),
+            "n": len(rows),
+        }
+        for metric, worst in AGGREGATE_METRICS:
+            vs = [float(r[metric]) for r in rows if r.get(metric) is not None]
+            if vs:
+                mean = math.fsum(vs) / len(vs)
+                std = math.sqrt(math.fsum((v - mean) ** 2 for v in vs) / len(vs))
+                agg[f"{metric}_mean"] = mean
+                agg[f"{metric}_std"] = std
+                agg[f"{metric}_worst"] = min(vs) if worst == "min" else max(vs)
+            else:
+                agg[f"{metric}_mean"] = agg[f"{metric}_std"] = agg[f"{metric}_worst"] = None
+        out.append(agg)
+    return out
+
+
+def invariance_aggregate_csv_rows(aggregates: list[dict[str, Any]]):
+    """One row per method, stage and shift (``shift`` as ``"dy dx"``), in INVARIANCE_AGG_CSV_HEADER order."""
+    for a in aggregates:
+        yield [
+            a["method"],
+            a["stage"],
+            a["stage_name"],
+            a["spec"],
+            f"{a['shift'][0]} {a['shift'][1]}",
+            a["n"],
+            *(_num(a[k]) for k in INVARIANCE_AGG_CSV_HEADER[6:]),
+        ]
+
+
+def aggregate_table(aggregates: list[dict[str, Any]], n_inputs: int) -> Table:
+    """The folder-wide table: per method, stage and shift, each metric's mean ± std over the images
+    and, below it, the worst image (max; min for cosine)."""
+    t = Table(
+        title=f"Over {n_inputs} images: mean ± std, and (worst), per method, stage and shift (dy,dx)",
+        caption="worst = the largest value over the images (the smallest for cosine); std with ddof=0",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    t.add_column("method", overflow="fold", max_width=9)
+    t.add_column("stage", overflow="fold", max_width=9)
+    t.add_column("shift", justify="right", no_wrap=True)
+    for name in ("equiv_rel_l2", "rel_l2", "global_rel_diff", "cosine"):
+        t.add_column(
+            name.replace("_", "_\n", 1) if name != "rel_l2" else name,
+            justify="right",
+            overflow="fold",
+            min_width=8,
+        )
+
+    def cell(a: dict[str, Any], metric: str, styled: bool = True) -> Text:
+        mean, std, worst = a[f"{metric}_mean"], a[f"{metric}_std"], a[f"{metric}_worst"]
+        if mean is None:
+            return Text("-", style="dim")
+        fmt = (lambda v: f"{v:.4f}") if metric == "cosine" else _fmt_metric
+        return Text(
+            f"{fmt(mean)}±{_fmt_metric(std)}\n({fmt(worst)})",
+            style=_style(mean) if styled else "",
+        )
+
+    for a in aggregates:
+        t.add_row(
+            a["method"],
+            f"{a['stage']} {a['stage_name']}",
+            _shift_label(a["shift"]),
+            cell(a, "equiv_rel_l2"),
+            cell(a, "rel_l2", styled=False),
+            cell(a, "global_rel_diff"),
+            cell(a, "cosine", styled=False),
+        )
+    return t
+
+
+def batch_summary_line(summary: dict[str, Any]) -> str:
+    """``'300 found, 290 processed, 8 skipped (5 resumed, 3 not images), 2 failed in 12.3 s (23.6 images/s)'``."""
+    s = summary
+    return (
+        f"{s['found']} found, {s['processed']} processed, {s['skipped']} skipped "
+        f"({s['resumed']} resumed, {s['non_images']} not images), {s['failed']} failed"
+        + (f", {s['remaining']} not done" if s.get("remaining") else "")
+        + f" in {s['seconds']:.1f} s ({s['images_per_second']:.1f} images/s)"
+    )
