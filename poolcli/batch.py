@@ -1,8 +1,10 @@
 """From paths to records: input discovery, output naming, one image through a stack, resume markers.
 
-``run_one`` is the whole single-image pipeline: load, run every stage, write
-each stage's ``.npy`` and PNGs and the montage (atomically), and return the
-record that ``report.json`` stores. ``invariance_one`` is the same for the
+``run_one`` is the whole single-image pipeline: load (with the NaN policy and
+the pixel / frame limits of the options), run every stage, then write each
+stage's ``.npy`` and PNGs, the unpool map of every plain max-pooling stage and
+the montage (atomically; nothing is written for an input that fails), and
+return the record that ``report.json`` stores. ``invariance_one`` is the same for the
 shift-invariance metrics. ``run_task`` / ``invariance_task`` wrap them for a
 worker process (or a Dask worker): they never raise for a bad input, they
 return a small outcome dict, and they write the input's completion marker
@@ -53,6 +55,7 @@ __all__ = [
 ]
 
 RUN_MARKER = "record.json"
+_MONTAGE_TILE = 256  # images.montage's default tile height; larger maps are subsampled there
 INVARIANCE_MARKERS = "invariance-records"
 
 
@@ -64,6 +67,10 @@ class RunOptions:
     dense_units: int = 128
     png: bool = True
     montage: bool = True
+    unpool: bool = True  # an unpool map per max-pooling stage
+    nan: str = "error"  # images.load_image's NaN policy
+    max_pixels: int | None = None
+    max_frames: int | None = None
 
 
 @dataclass(frozen=True)
@@ -223,8 +230,52 @@ def stage_facts(shape: tuple[int, ...], input_shape: tuple[int, ...], dense_unit
     }
 
 
+def _load(item: InputItem, opts: RunOptions | InvarianceOptions):
+    from . import images
+
+    return images.load_image(
+        item.path, opts.color, max_pixels=opts.max_pixels, max_frames=opts.max_frames, nan=opts.nan
+    )
+
+
+def unpool_geometry(stage) -> dict | None:
+    """The max-pooling parameters of ``stage`` when it gets an unpool map, else None.
+
+    Plain max pooling only: one ``max`` op with the default padding mode and
+    dilation 1 (what ``max_pool2d_with_indices`` / ``max_unpool2d`` describe).
+    """
+    if stage.kind != "pool" or len(stage.ops) != 1:
+        return None
+    op = stage.ops[0]
+    if op.name != "max" or op.get("padding_mode") != "default" or tuple(op.get("dilation")) != (1, 1):
+        return None
+    return {key: op.get(key) for key in ("size", "stride", "padding", "ceil_mode")}
+
+
+def unpool_map(x, geometry: dict):
+    """The input ``x`` (C, H, W) of a max stage with every kept maximum in place, zeros elsewhere.
+
+    ``pool2d(x, "max", ..., return_indices=True)`` then
+    ``unpool2d(out, idx, size, stride, padding, output_size=(H, W))``.
+    """
+    from .pooling import pool2d
+    from .pooling_family import unpool2d
+
+    g = geometry
+    out, idx = pool2d(x, "max", g["size"], g["stride"], g["padding"], 1, g["ceil_mode"], return_indices=True)
+    return unpool2d(out, idx, g["size"], g["stride"], g["padding"], output_size=tuple(x.shape[-2:]))
+
+
 def run_one(item: InputItem, opts: RunOptions) -> dict:
     """Run the stack on one image and write its outputs; return its report record.
+
+    Every stage is computed before anything is written, so an input that fails
+    (unreadable, or too small for a pooling window) leaves no files behind.
+    For each plain max-pooling stage (see :func:`unpool_geometry`) an unpool
+    map is written too (``stageNN_<name>_unpool.npy`` and ``_unpool_c<k>.png``,
+    the record's ``unpool_npy`` and ``unpool_png``) unless ``opts.unpool`` is
+    false; the montage shows it after the stage when it fits without
+    subsampling (at most 256 rows and 1024 columns).
 
     Raises :class:`~poolcli.errors.InputError` for an unreadable image or one
     the stack cannot process (e.g. smaller than a pooling window).
@@ -233,40 +284,58 @@ def run_one(item: InputItem, opts: RunOptions) -> dict:
 
     from . import images
 
-    x = source = images.load_image(item.path, opts.color)
+    x = source = _load(item, opts)
     input_shape = tuple(int(v) for v in x.shape)
     out_dir = opts.out_dir / item.out_rel
-    stages = []
-    panels = []
+    computed = []  # (index, stage, output, unpool map or None)
     for index, stage in enumerate(opts.stack.stages, start=1):
         try:
             with np.errstate(all="ignore"):
-                x = np.ascontiguousarray(apply_stage(x, stage), dtype=np.float32)
+                y = np.ascontiguousarray(apply_stage(x, stage), dtype=np.float32)
+                geometry = unpool_geometry(stage) if opts.unpool else None
+                unpooled = None
+                if geometry is not None:
+                    unpooled = np.ascontiguousarray(unpool_map(x, geometry), dtype=np.float32)
         except PoolcliError:
             raise
         except ValueError as exc:
             raise InputError(item.path, f"stage {index} ({stage}): {exc}") from None
-        stem = f"stage{index:02d}_{safe_name(stage.name, 40)}"
+        computed.append((index, stage, y, unpooled))
+        x = y
+
+    def write_maps(stem: str, maps) -> tuple[str, list[str]]:
         npy = out_dir / f"{stem}.npy"
-        save_npy(npy, x)
+        save_npy(npy, maps)
         pngs = []
         if opts.png:
-            for c in range(x.shape[0]):
+            for c in range(maps.shape[0]):
                 png = out_dir / f"{stem}_c{c}.png"
-                atomic_write_bytes(png, images.encode_png(images.to_uint8(x[c])))
+                atomic_write_bytes(png, images.encode_png(images.to_uint8(maps[c])))
                 pngs.append(png.relative_to(opts.out_dir).as_posix())
+        return npy.relative_to(opts.out_dir).as_posix(), pngs
+
+    stages = []
+    panels = []
+    for index, stage, y, unpooled in computed:
+        stem = f"stage{index:02d}_{safe_name(stage.name, 40)}"
+        npy_rel, pngs = write_maps(stem, y)
         rec = {
             "index": index,
             "name": stage.name,
             "spec": str(stage),
             "stride": list(stage.stride()),
-            **stage_facts(x.shape, input_shape, opts.dense_units),
-            "npy": npy.relative_to(opts.out_dir).as_posix(),
+            **stage_facts(y.shape, input_shape, opts.dense_units),
+            "npy": npy_rel,
             "png": pngs,
         }
+        shape_txt = "x".join(str(v) for v in y.shape)
+        panels.append((f"{index}: {stage.name} {shape_txt}", y))
+        if unpooled is not None:
+            rec["unpool_npy"], rec["unpool_png"] = write_maps(f"{stem}_unpool", unpooled)
+            if unpooled.shape[-2] <= _MONTAGE_TILE and unpooled.shape[-1] <= 4 * _MONTAGE_TILE:
+                # only where the montage shows it pixel for pixel: subsampled, a sparse map would lie
+                panels.append((f"{index}: unpool", unpooled))
         stages.append(rec)
-        shape_txt = "x".join(str(v) for v in x.shape)
-        panels.append((f"{index}: {stage.name} {shape_txt}", x))
     record = {
         "path": item.label,
         "out_dir": item.out_rel.as_posix(),
@@ -297,6 +366,9 @@ class InvarianceOptions:
     methods: tuple[str, ...] = ()  # empty: the stack as given
     shift_mode: str = "circular"  # or "crop"
     color: str = "gray"
+    nan: str = "error"  # images.load_image's NaN policy
+    max_pixels: int | None = None
+    max_frames: int | None = None
 
 
 def method_stacks(opts: InvarianceOptions) -> list[tuple[str, Stack]]:
@@ -322,6 +394,31 @@ def _total_strides(stack: Stack) -> list[tuple[int, int]]:
     return out
 
 
+def crop_to_stride(x, stacks: list[tuple[str, Stack]]):
+    """Crop (bottom/right) to a multiple of every stack's total stride.
+
+    A circular shift of an image whose size is not a multiple of the total
+    stride wraps off the pooling grid (a 427-row photo through a stride-2
+    pool: the wrapped row pairs were never pooled together), so even shifts
+    by multiples of the stride would not only move the maps. Measured on
+    such a photo: equiv_rel_l2 0.13 at a 2-pixel shift before, 0 after.
+    """
+    import math
+
+    import numpy as np
+
+    sy = sx = 1
+    for _, st in stacks:
+        if st.stages:
+            ty, tx = _total_strides(st)[-1]
+            sy, sx = math.lcm(sy, ty), math.lcm(sx, tx)
+    h, w = x.shape[-2:]
+    hh, ww = h - h % sy, w - w % sx
+    if (hh, ww) == (h, w) or hh == 0 or ww == 0:
+        return x
+    return np.ascontiguousarray(x[..., :hh, :ww])
+
+
 def invariance_one(item: InputItem, opts: InvarianceOptions) -> list[dict]:
     """Shift-invariance records of one image: every method, stage and shift.
 
@@ -335,16 +432,18 @@ def invariance_one(item: InputItem, opts: InvarianceOptions) -> list[dict]:
     from .invariance import circular_shift, compare, crop_pair
     from .stack import apply_stack
 
-    x = images.load_image(item.path, opts.color)
+    x = _load(item, opts)
     circular = opts.shift_mode == "circular"
     records: list[dict] = []
+    stacks = method_stacks(opts)
     try:
         if circular:
+            x = crop_to_stride(x, stacks)
             base = x
         else:
             m = max(max(abs(dy), abs(dx)) for dy, dx in opts.shifts)
             base = crop_pair(x, 0, 0, m)[0]
-        for method, st in method_stacks(opts):
+        for method, st in stacks:
             strides = _total_strides(st)
             with np.errstate(all="ignore"):
                 fx = apply_stack(base, st)
@@ -384,6 +483,10 @@ def options_key(opts: RunOptions | InvarianceOptions) -> dict[str, Any]:
             "dense_units": opts.dense_units,
             "png": opts.png,
             "montage": opts.montage,
+            "unpool": opts.unpool,
+            "nan": opts.nan,
+            "max_pixels": opts.max_pixels,
+            "max_frames": opts.max_frames,
         }
     return {
         "command": "invariance",
@@ -392,6 +495,9 @@ def options_key(opts: RunOptions | InvarianceOptions) -> dict[str, Any]:
         "methods": list(opts.methods),
         "shift_mode": opts.shift_mode,
         "color": opts.color,
+        "nan": opts.nan,
+        "max_pixels": opts.max_pixels,
+        "max_frames": opts.max_frames,
     }
 
 
@@ -440,6 +546,8 @@ def load_marker(out_dir: Path, item: InputItem, command: str, fp: str | None) ->
             return None
         files = [s.get("npy") for s in rec.get("stages", [])]
         files += [png for s in rec.get("stages", []) for png in s.get("png", [])]
+        files += [s.get("unpool_npy") for s in rec.get("stages", [])]
+        files += [png for s in rec.get("stages", []) for png in s.get("unpool_png", [])]
         files.append(rec.get("montage"))
         for f in files:
             if f is not None and not (out_dir / f).is_file():

@@ -50,7 +50,21 @@ class PoolMode(str, Enum):
     blurpool = "blurpool"
     blur = "blur"
     aps = "aps"
+    median = "median"
+    quantile = "quantile"
+    mixed = "mixed"
+    softpool = "softpool"
+    stochastic = "stochastic"
+    gem = "gem"
+    fractional = "fractional"
+    learned = "learned"
     none = "none"
+
+
+class NanPolicy(str, Enum):
+    error = "error"
+    propagate = "propagate"
+    zero = "zero"
 
 
 class Boundary(str, Enum):
@@ -192,6 +206,40 @@ def _config_stack(path: Path) -> str:
     return " | ".join(parts)
 
 
+# The single-stage options and the stack-language parameter each one sets.
+_OPTION_PARAMS = {
+    "--size": "size",
+    "--stride": "stride",
+    "--padding": "padding",
+    "--dilation": "dilation",
+    "--ceil-mode": "ceil_mode",
+    "--no-count-include-pad": "count_include_pad",
+    "--divisor-override": "divisor_override",
+    "--p": "p",
+    "--blur-size": "blur_size",
+    "--q": "q",
+    "--alpha": "alpha",
+    "--train/--no-train": "train",
+    "--seed": "seed",
+    "--ratio": "ratio",
+    "--weights": "weights",
+}
+# Options a mode cannot do without: (option, message).
+_REQUIRED = {
+    "lp": ("--p", "lp pooling needs a norm, e.g. --p 2"),
+    "quantile": ("--q", "quantile pooling needs the quantile in [0, 1], e.g. --q 0.25"),
+    "fractional": ("--ratio", "fractional pooling needs an output ratio in (0, 1], e.g. --ratio 0.7"),
+    "learned": ("--weights", "learned pooling needs a weights file (.npy, shape (k, k) or (C, k, k)), e.g. --weights w.npy"),
+}
+
+
+def _modes_taking(param: str) -> list[str]:
+    from .stack import op_specs
+
+    specs = op_specs()
+    return [m.value for m in PoolMode if m.value in specs and any(q.name == param for q in specs[m.value].params)]
+
+
 def build_stack(
     *,
     stack: Optional[str],
@@ -211,19 +259,37 @@ def build_stack(
     ceil_mode: bool,
     count_include_pad: bool,
     divisor_override: Optional[int],
-    p: Optional[float],
-    blur_size: Optional[int] = None,
+    p: Any = None,
+    blur_size: Any = None,
+    q: Any = None,
+    alpha: Any = None,
+    train: Optional[bool] = None,
+    seed: Any = None,
+    ratio: Any = None,
+    weights: Optional[str] = None,
 ):
-    """One Stack from the command line: --stack, --preset, --config, or the single-stage options."""
+    """One Stack from the command line: --stack, --preset, --config, or the single-stage options.
+
+    Raises :class:`~poolcli.errors.UsageError` (one line, exit code 2) for any
+    bad value, an option the chosen ``--pool`` mode does not take, or a
+    missing required one (``--p`` for lp, ``--q`` for quantile, ``--ratio``
+    for fractional, ``--weights`` for learned).
+    """
     from .errors import StackSpecError
     from .stack import (
         _blur_size,
-        check_padding,
+        _bool_value,
         _divisor_value,
         _fmt_value,
         _padding_value,
         _pos_pair,
         _positive_float,
+        _ratio,
+        _seed,
+        _string,
+        _unit_float,
+        check_padding,
+        op_specs,
         parse_stack,
         preset as get_preset,
     )
@@ -231,22 +297,27 @@ def build_stack(
     sources = [n for n, v in (("--stack", stack), ("--preset", preset), ("--config", config)) if v is not None]
     if len(sources) > 1:
         raise UsageError(f"{' and '.join(sources)} cannot be combined: give one of them")
-    single = {
-        "--filter": filters,
-        "--kernel": kernel,
-        "--pool": pool,
+    given = {
         "--size": size,
         "--stride": stride,
         "--padding": padding,
         "--dilation": dilation,
+        "--ceil-mode": True if ceil_mode else None,
+        "--no-count-include-pad": None if count_include_pad else False,
         "--divisor-override": divisor_override,
         "--p": p,
         "--blur-size": blur_size,
+        "--q": q,
+        "--alpha": alpha,
+        "--train/--no-train": train,
+        "--seed": seed,
+        "--ratio": ratio,
+        "--weights": weights,
     }
+    given = {k: v for k, v in given.items() if v is not None}
     if sources:
-        clash = [k for k, v in single.items() if v is not None]
-        if ceil_mode:
-            clash.append("--ceil-mode")
+        single = {"--filter": filters, "--kernel": kernel, "--pool": pool}
+        clash = [k for k, v in single.items() if v is not None] + list(given)
         if clash:
             raise UsageError(f"{sources[0]} cannot be combined with {', '.join(clash)}: put those in the stack instead")
         if stack is not None:
@@ -254,6 +325,11 @@ def build_stack(
         if preset is not None:
             return get_preset(preset)
         return parse_stack(_config_stack(config))  # type: ignore[arg-type]
+
+    mode = str(pool or "max").strip().lower()
+    known_modes = [m.value for m in PoolMode]
+    if mode not in known_modes:
+        raise UsageError(f"--pool: invalid value {pool!r}; known: {', '.join(known_modes)}")
 
     # --kernel alone replaces the default filter; with --filter it joins the bank.
     items = [_filter_item(f, boundary, conv_stride, conv_dilation) for f in (filters or ([] if kernel else ["sobel"]))]
@@ -264,16 +340,35 @@ def build_stack(
     parts = [" + ".join(items)] if items else []
     if activation != "none":
         parts.append(activation)
-    mode = pool or "max"
-    if mode != "none":
-        kw: dict[str, Any] = {"size": _opt_value("--size", size or "2", _pos_pair)}
-        if stride is not None:
-            kw["stride"] = _opt_value("--stride", stride, _pos_pair)
-        if padding is not None:
-            kw["padding"] = _opt_value("--padding", padding.replace(",", "x"), _padding_value)
-        if dilation is not None:
-            kw["dilation"] = _opt_value("--dilation", dilation, _pos_pair)
-        if isinstance(kw.get("padding"), tuple):
+    if mode == "none":
+        if given:
+            raise UsageError(f"{next(iter(given))}: does not apply to --pool none (no pooling stage)")
+    else:
+        names = {prm.name for prm in op_specs()[mode].params}
+        for option in given:
+            param = _OPTION_PARAMS[option]
+            if param not in names:
+                takers = _modes_taking(param)
+                if option == "--p":
+                    raise UsageError(f"--p: only lp and gem pooling take a norm, got --pool {mode}")
+                if option == "--blur-size":
+                    raise UsageError(f"--blur-size: only blurpool, blur and aps take a blur, got --pool {mode}")
+                raise UsageError(f"{option}: does not apply to --pool {mode} (only to: {', '.join(takers) or 'none'})")
+        if mode in _REQUIRED and _REQUIRED[mode][0] not in given:
+            option, message = _REQUIRED[mode]
+            raise UsageError(f"{option}: {message}")
+        kw: dict[str, Any] = {}
+        if "size" in names and (size is not None or mode != "fractional"):
+            kw["size"] = _opt_value("--size", size or "2", _pos_pair)
+        converters = (
+            ("--stride", stride, _pos_pair, "stride"),
+            ("--padding", padding.replace(",", "x") if padding is not None else None, _padding_value, "padding"),
+            ("--dilation", dilation, _pos_pair, "dilation"),
+        )
+        for option, raw, conv, key in converters:
+            if raw is not None:
+                kw[key] = _opt_value(option, raw, conv)
+        if isinstance(kw.get("padding"), tuple) and "size" in kw:
             try:
                 check_padding(kw["size"], kw.get("dilation", (1, 1)), kw["padding"])
             except ValueError as exc:
@@ -282,18 +377,20 @@ def build_stack(
             kw["ceil_mode"] = True
         if not count_include_pad:
             kw["count_include_pad"] = False
-        if divisor_override is not None:
-            kw["divisor_override"] = _opt_value("--divisor-override", str(divisor_override), _divisor_value)
-        if blur_size is not None:
-            if mode not in ("blurpool", "blur", "aps"):
-                raise UsageError(f"--blur-size: only blurpool, blur and aps take a blur, got --pool {mode}")
-            kw["blur_size"] = _opt_value("--blur-size", str(blur_size), _blur_size)
-        if mode == "lp":
-            if p is None:
-                raise UsageError("--p: lp pooling needs a norm, e.g. --p 2")
-            kw["p"] = _opt_value("--p", str(p), _positive_float)
-        elif p is not None:
-            raise UsageError(f"--p: only lp pooling takes a norm, got --pool {mode}")
+        scalars = (
+            ("--divisor-override", divisor_override, _divisor_value, "divisor_override"),
+            ("--blur-size", blur_size, _blur_size, "blur_size"),
+            ("--p", p, _positive_float, "p"),
+            ("--q", q, _unit_float, "q"),
+            ("--alpha", alpha, _unit_float, "alpha"),
+            ("--train/--no-train", train, _bool_value, "train"),
+            ("--seed", seed, _seed, "seed"),
+            ("--ratio", ratio, _ratio, "ratio"),
+            ("--weights", weights, _string, "weights"),
+        )
+        for option, raw, conv, key in scalars:
+            if raw is not None:
+                kw[key] = _opt_value(option, raw if isinstance(raw, bool) else str(raw), conv)
         parts.append(f"{mode}({', '.join(f'{k}={_fmt_value(v)}' for k, v in kw.items())})")
     if not parts:
         raise UsageError("the stack is empty: give --pool, --filter, --stack, --preset or --config")
@@ -344,25 +441,31 @@ ConvStrideOpt = Annotated[
 ConvDilationOpt = Annotated[str, typer.Option(help="Filter dilation (atrous).", rich_help_panel=FILTER_PANEL)]
 ActivationOpt = Annotated[Activation, typer.Option(help="Activation after filtering.", rich_help_panel=FILTER_PANEL)]
 PoolOpt = Annotated[
-    Optional[PoolMode], typer.Option(help="Pooling mode [default: max].", rich_help_panel=POOL_PANEL, show_default=False)
+    Optional[PoolMode],
+    typer.Option(
+        help="Pooling mode \\[default: max]. quantile needs --q, lp needs --p, fractional needs --ratio, "
+        "learned needs --weights; more parameters (fractional overlapping, ...) through --stack.",
+        rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
 ]
 SizeOpt = Annotated[
     Optional[str],
-    typer.Option(help="Window size: 2 or 2x3 (H x W) [default: 2].", rich_help_panel=POOL_PANEL, show_default=False),
+    typer.Option(help="Window size: 2 or 2x3 (H x W) \\[default: 2].", rich_help_panel=POOL_PANEL, show_default=False),
 ]
 StrideOpt = Annotated[
-    Optional[str], typer.Option(help="Stride [default: the size].", rich_help_panel=POOL_PANEL, show_default=False)
+    Optional[str], typer.Option(help="Stride \\[default: the size].", rich_help_panel=POOL_PANEL, show_default=False)
 ]
 PaddingOpt = Annotated[
     Optional[str],
     typer.Option(
-        help="Padding: 1, 1x2, top,bottom,left,right, 'same' (TensorFlow) or 'valid' [default: 0].",
+        help="Padding: 1, 1x2, top,bottom,left,right, 'same' (TensorFlow) or 'valid' \\[default: 0].",
         rich_help_panel=POOL_PANEL,
         show_default=False,
     ),
 ]
 DilationOpt = Annotated[
-    Optional[str], typer.Option(help="Dilation [default: 1].", rich_help_panel=POOL_PANEL, show_default=False)
+    Optional[str], typer.Option(help="Dilation \\[default: 1].", rich_help_panel=POOL_PANEL, show_default=False)
 ]
 CeilOpt = Annotated[bool, typer.Option("--ceil-mode", help="Round the output size up.", rich_help_panel=POOL_PANEL)]
 CountPadOpt = Annotated[bool, typer.Option(help="avg: count padded zeros in the divisor.", rich_help_panel=POOL_PANEL)]
@@ -371,13 +474,100 @@ DivisorOpt = Annotated[
 ]
 NormOpt = Annotated[
     Optional[float],
-    typer.Option("--p", "--norm", help="lp: the norm p.", rich_help_panel=POOL_PANEL, show_default=False),
+    typer.Option(
+        "--p",
+        "--norm",
+        help="lp: the norm p (required); gem: the exponent \\[default: 3].",
+        rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
 ]
 BlurSizeOpt = Annotated[
     Optional[int],
     typer.Option(
-        help="blurpool/blur/aps: taps of the binomial blur, 1-7 [default: 3; aps: 1].",
+        help="blurpool/blur/aps: taps of the binomial blur, 1-7 \\[default: 3; aps: 1].",
         rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
+]
+QOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--q",
+        help="quantile: which quantile of each window, in [0, 1] (0.5 = median).",
+        rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
+]
+AlphaOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        help="mixed: alpha * max + (1 - alpha) * avg, alpha in [0, 1] \\[default: 0.5].",
+        rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
+]
+TrainOpt = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--train/--no-train",
+        help="stochastic: draw one activation per window (training) instead of the expectation "
+        "sum(p_i * a_i) (inference) \\[default: --no-train].",
+        rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
+]
+SeedOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        help="stochastic --train, fractional: the random seed \\[default: 0].",
+        rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
+]
+RatioOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        help="fractional: output size / input size, in (0, 1] (required for it).",
+        rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
+]
+WeightsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        metavar="FILE",
+        help="learned: the pooling weights, a .npy of shape (k, k) or (C, k, k) (required for it).",
+        rich_help_panel=POOL_PANEL,
+        show_default=False,
+    ),
+]
+LOAD_PANEL = "Input limits"
+NanOpt = Annotated[
+    NanPolicy,
+    typer.Option(
+        help="NaN or infinite pixels (float TIFFs): error refuses the file, propagate keeps them "
+        "(max pooling propagates NaN, as PyTorch), zero replaces them with 0.",
+        rich_help_panel=LOAD_PANEL,
+    ),
+]
+MaxPixelsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        min=1,
+        help="Refuse images with more pixels than this (the decompression-bomb check). "
+        "\\[default: Pillow's limit, 89,478,485]",
+        rich_help_panel=LOAD_PANEL,
+        show_default=False,
+    ),
+]
+MaxFramesOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        min=1,
+        help="Refuse multi-frame files (GIF, APNG, TIFF, WebP) with more frames than this; only the first "
+        "frame is ever decoded. \\[default: no limit]",
+        rich_help_panel=LOAD_PANEL,
         show_default=False,
     ),
 ]
@@ -474,16 +664,33 @@ def run(
     divisor_override: DivisorOpt = None,
     p: NormOpt = None,
     blur_size: BlurSizeOpt = None,
+    q: QOpt = None,
+    alpha: AlphaOpt = None,
+    train: TrainOpt = None,
+    seed: SeedOpt = None,
+    ratio: RatioOpt = None,
+    weights: WeightsOpt = None,
     stack: StackOpt = None,
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     color: ColorOpt = Color.gray,
+    nan: NanOpt = NanPolicy.error,
+    max_pixels: MaxPixelsOpt = None,
+    max_frames: MaxFramesOpt = None,
     dense_units: Annotated[
         int, typer.Option(min=1, help="Units of the dense layer whose parameters the report counts.", rich_help_panel=OUTPUT_PANEL)
     ] = 128,
     json_out: JsonOpt = False,
     png: Annotated[bool, typer.Option(help="Write a PNG per map channel.", rich_help_panel=OUTPUT_PANEL)] = True,
     montage: Annotated[bool, typer.Option(help="Write a montage PNG per input.", rich_help_panel=OUTPUT_PANEL)] = True,
+    unpool: Annotated[
+        bool,
+        typer.Option(
+            help="For every max-pooling stage, also write the stage's input with each kept maximum in place and "
+            "zeros elsewhere (max_unpool2d): what max pooling kept and threw away.",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = True,
     recursive: RecursiveOpt = True,
     glob: GlobOpt = None,
     workers: WorkersOpt = None,
@@ -502,7 +709,8 @@ def run(
     with _errors(debug):
         st = build_stack(**_stack_args(locals()))
         batch = BatchArgs(recursive, glob, workers, scheduler, resume, force)
-        code = _run(paths, st, out, color.value, dense_units, json_out, png, montage, batch, quiet, debug)
+        load = LoadArgs(nan.value, max_pixels, max_frames)
+        code = _run(paths, st, out, color.value, dense_units, json_out, png, montage, unpool, load, batch, quiet, debug)
     raise typer.Exit(code)
 
 
@@ -528,7 +736,21 @@ def _stack_args(args: dict[str, Any]) -> dict[str, Any]:
         "divisor_override": args["divisor_override"],
         "p": args["p"],
         "blur_size": args["blur_size"],
+        "q": args["q"],
+        "alpha": args["alpha"],
+        "train": args["train"],
+        "seed": args["seed"],
+        "ratio": args["ratio"],
+        "weights": args["weights"],
     }
+
+
+class LoadArgs(NamedTuple):
+    """How inputs are loaded (images.load_image's keyword options)."""
+
+    nan: str = "error"
+    max_pixels: Optional[int] = None
+    max_frames: Optional[int] = None
 
 
 class BatchArgs(NamedTuple):
@@ -602,14 +824,27 @@ def _interrupted(out_dir: Path, report_name: str) -> int:
     return ExitStatus.CTRL_C
 
 
-def _run(paths, st, out, color, dense_units, json_out, png, montage, batch: BatchArgs, quiet, debug) -> int:
+def _run(
+    paths, st, out, color, dense_units, json_out, png, montage, unpool, load: LoadArgs, batch: BatchArgs, quiet, debug
+) -> int:
     from .batch import RunOptions
     from .outputs import save_csv, save_json
     from .report import SHAPES_CSV_HEADER, batch_summary_line, shape_table, shapes_csv_rows
 
     out_dir, found = _prepare_batch("run", paths, out, batch)
     items = found.items
-    opts = RunOptions(stack=st, out_dir=out_dir, color=color, dense_units=dense_units, png=png, montage=montage)
+    opts = RunOptions(
+        stack=st,
+        out_dir=out_dir,
+        color=color,
+        dense_units=dense_units,
+        png=png,
+        montage=montage,
+        unpool=unpool,
+        nan=load.nan,
+        max_pixels=load.max_pixels,
+        max_frames=load.max_frames,
+    )
     res = _batch("run", items, opts, out_dir, batch, quiet, found, debug)
     records = [res.results[i] for i in sorted(res.results)]
     failures = [{"path": items[i].label, "error": res.errors[i]} for i in sorted(res.errors)]
@@ -618,6 +853,9 @@ def _run(paths, st, out, color, dense_units, json_out, png, montage, batch: Batc
         "stack": str(st),
         "color": color,
         "dense_units": dense_units,
+        "nan": load.nan,
+        "max_pixels": load.max_pixels,
+        "max_frames": load.max_frames,
         "out_dir": str(out_dir),
         "inputs": records,
         "failures": failures,
@@ -684,7 +922,7 @@ def invariance(
         Optional[str],
         typer.Option(
             help="Pooling methods to swap into the stack's pooling stages, side by side: "
-            "max,avg,min,lp,blurpool,blur,aps.",
+            "max,avg,min,lp,blurpool,blur,aps,median,mixed,softpool,gem,stochastic.",
             rich_help_panel=INV_PANEL,
             show_default=False,
         ),
@@ -706,10 +944,19 @@ def invariance(
     divisor_override: DivisorOpt = None,
     p: NormOpt = None,
     blur_size: BlurSizeOpt = None,
+    q: QOpt = None,
+    alpha: AlphaOpt = None,
+    train: TrainOpt = None,
+    seed: SeedOpt = None,
+    ratio: RatioOpt = None,
+    weights: WeightsOpt = None,
     stack: StackOpt = None,
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     color: ColorOpt = Color.gray,
+    nan: NanOpt = NanPolicy.error,
+    max_pixels: MaxPixelsOpt = None,
+    max_frames: MaxFramesOpt = None,
     json_out: JsonOpt = False,
     plot: Annotated[bool, typer.Option(help="Write invariance.png (needs poolcli[plot]).", rich_help_panel=OUTPUT_PANEL)] = True,
     recursive: RecursiveOpt = True,
@@ -749,11 +996,16 @@ def invariance(
             if not any(s.kind == "pool" for s in st.stages):
                 raise UsageError("--compare needs a stack with at least one pooling stage to swap")
         batch = BatchArgs(recursive, glob, workers, scheduler, resume, force)
-        code = _invariance(paths, st, pairs, methods, shift_mode.value, out, color.value, json_out, plot, batch, quiet, debug)
+        load = LoadArgs(nan.value, max_pixels, max_frames)
+        code = _invariance(
+            paths, st, pairs, methods, shift_mode.value, out, color.value, json_out, plot, load, batch, quiet, debug
+        )
     raise typer.Exit(code)
 
 
-def _invariance(paths, st, pairs, methods, shift_mode, out, color, json_out, plot, batch: BatchArgs, quiet, debug) -> int:
+def _invariance(
+    paths, st, pairs, methods, shift_mode, out, color, json_out, plot, load: LoadArgs, batch: BatchArgs, quiet, debug
+) -> int:
     from .batch import InvarianceOptions, method_stacks
     from .outputs import atomic_write_bytes, save_csv, save_json
     from .plots import PLOT_HINT, have_matplotlib, invariance_plot
@@ -772,7 +1024,16 @@ def _invariance(paths, st, pairs, methods, shift_mode, out, color, json_out, plo
 
     out_dir, found = _prepare_batch("invariance", paths, out, batch)
     items = found.items
-    opts = InvarianceOptions(stack=st, shifts=tuple(pairs), methods=methods, shift_mode=shift_mode, color=color)
+    opts = InvarianceOptions(
+        stack=st,
+        shifts=tuple(pairs),
+        methods=methods,
+        shift_mode=shift_mode,
+        color=color,
+        nan=load.nan,
+        max_pixels=load.max_pixels,
+        max_frames=load.max_frames,
+    )
     stacks = method_stacks(opts)
     res = _batch("invariance", items, opts, out_dir, batch, quiet, found, debug)
     records: list[dict] = [r for i in sorted(res.results) for r in res.results[i]]
@@ -781,7 +1042,8 @@ def _invariance(paths, st, pairs, methods, shift_mode, out, color, json_out, plo
     aggregates = invariance_aggregates(records)
     note = (
         "circular: shifts are np.roll; every padding and boundary in the stack was made circular (filters wrap, "
-        "pools pad by wrapping) so that borders do not pollute the measurement"
+        "pools pad by wrapping), and each image was cropped (bottom/right) to a multiple of the stack's total "
+        "stride so that shifts wrap onto the pooling grid: borders do not pollute the measurement"
         if shift_mode == "circular"
         else "crop: two equal-size crops whose offsets differ by the shift (Zhang 2019); the stack runs as configured"
     )
@@ -790,6 +1052,9 @@ def _invariance(paths, st, pairs, methods, shift_mode, out, color, json_out, plo
         "poolcli_version": __version__,
         "stack": str(st),
         "shift_mode": shift_mode,
+        "nan": load.nan,
+        "max_pixels": load.max_pixels,
+        "max_frames": load.max_frames,
         "note": note,
         "methods": {m: str(s) for m, s in stacks},
         "shifts": [list(s) for s in pairs],

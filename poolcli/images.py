@@ -91,7 +91,9 @@ _BOMB_NUMBERS = re.compile(r"\((\d+) pixels\)\D*?(\d+) pixels")
 def _bomb_reason(message: str) -> str:
     match = _BOMB_NUMBERS.search(message)
     if match:
-        return f"image too large ({match.group(1)} pixels > limit {match.group(2)})"
+        # Pillow's error quotes twice the limit (its error threshold); name the limit itself
+        limit = Image.MAX_IMAGE_PIXELS or int(match.group(2))
+        return f"image too large ({match.group(1)} pixels > limit {limit})"
     return "image too large (decompression bomb check)"
 
 

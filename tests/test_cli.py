@@ -502,7 +502,7 @@ def test_no_montage(tmp_path, gray_png):
     report = run_ok(gray_png, "--no-montage", out=out)
     assert "montage" not in report["inputs"][0]
     assert not list(out.rglob("montage.png"))
-    assert len(list(out.rglob("*.png"))) == 2  # one per stage channel
+    assert len(list(out.rglob("*.png"))) == 3  # one per stage channel, plus the max stage's unpool map
 
 
 def test_constant_image_gives_flat_pngs_without_warnings(tmp_path):

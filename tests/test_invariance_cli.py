@@ -165,3 +165,17 @@ def test_broken_file_is_named_and_exit_one(tmp_path, noise_png):
     rep = json.loads((tmp_path / "b" / "invariance.json").read_text())
     assert rep["failures"][0]["path"].endswith("bad.png")
     assert rep["records"]
+
+
+def test_odd_sized_images_are_cropped_onto_the_pooling_grid(tmp_path):
+    """A 45x37 image, shifted by multiples of the total stride in y and x: the maps only move."""
+    rng = np.random.default_rng(3)
+    p = tmp_path / "odd.png"
+    Image.fromarray(rng.integers(0, 256, (45, 37), dtype=np.uint8)).save(p)
+    rep = invariance(
+        tmp_path, str(p), "--stack", "sobel | max(2) | max(2)", "--shifts", "0,4,8", "--direction", "grid",
+        "--compare", "max,avg,blurpool,aps",
+    )
+    assert "cropped" in rep["note"]
+    for r in rep["records"]:
+        assert r["equiv_rel_l2"] < 1e-6, r

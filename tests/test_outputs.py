@@ -1,0 +1,312 @@
+"""Outputs (issue 6): atomic writes under disk-full and Ctrl-C, an unwritable --out, safe output names.
+
+A full disk is simulated by a file object whose ``write`` stores half the
+bytes and then raises ``OSError(ENOSPC)``; Ctrl-C by one that raises
+``KeyboardInterrupt`` mid-write. Neither may leave the final file or a
+temporary file behind, in the library or through the CLI.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_image
+from typer.testing import CliRunner
+
+from poolcli import batch, outputs
+from poolcli.batch import InputItem, RunOptions, run_task, scan
+from poolcli.cli import app
+from poolcli.errors import OutputError
+from poolcli.outputs import atomic_write_bytes, inside, safe_name, save_json, save_npy
+from poolcli.stack import parse_stack
+
+runner = CliRunner()
+
+
+def everything(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+
+
+class _Failing:
+    """Wraps a real file: after ``after`` bytes, ``write`` writes part of the data then raises ``exc``."""
+
+    def __init__(self, fh, exc: BaseException, after: int = 0):
+        self.fh, self.exc, self.after, self.written = fh, exc, after, 0
+
+    def write(self, data) -> int:
+        if self.written + len(data) > self.after:
+            self.fh.write(data[: max(0, len(data) // 2)])
+            self.fh.flush()
+            raise self.exc
+        self.written += len(data)
+        return self.fh.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+        return False
+
+
+def failing_fdopen(monkeypatch, exc: BaseException, after_calls: int = 0):
+    """Make the ``after_calls``-th and later atomic writes fail mid-write with ``exc``."""
+    real = os.fdopen
+    calls = {"n": 0}
+
+    def fake(fd, *args, **kw):
+        fh = real(fd, *args, **kw)
+        calls["n"] += 1
+        if calls["n"] > after_calls:
+            return _Failing(fh, exc)
+        return fh
+
+    monkeypatch.setattr(outputs.os, "fdopen", fake)
+    return calls
+
+
+# ----------------------------------------------------------------------------- atomic writes, in the library
+
+ENOSPC = OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_disk_full_mid_write_raises_output_error_and_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "d" / "a.npy"
+    failing_fdopen(monkeypatch, ENOSPC)
+    with pytest.raises(OutputError) as err:
+        save_npy(target, np.arange(10000, dtype=np.float32))
+    assert "No space left on device" in str(err.value) and "a.npy" in str(err.value)
+    assert everything(tmp_path) == ["d"]
+
+
+def test_disk_full_keeps_the_previous_version_intact(tmp_path, monkeypatch):
+    target = tmp_path / "r.json"
+    save_json(target, {"v": 1})
+    failing_fdopen(monkeypatch, ENOSPC)
+    with pytest.raises(OutputError):
+        save_json(target, {"v": 2, "pad": "x" * 10000})
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert everything(tmp_path) == ["r.json"]
+
+
+def test_ctrl_c_mid_write_leaves_nothing(tmp_path, monkeypatch):
+    failing_fdopen(monkeypatch, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "x.png", b"\x89PNG" + b"\0" * 5000)
+    assert everything(tmp_path) == []
+
+
+def test_unwritable_destination_folder_is_an_output_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError) as err:
+        atomic_write_bytes(blocker / "sub" / "a.bin", b"data")
+    assert "cannot write" in str(err.value)
+
+
+def test_dev_full_as_a_target_folder_is_an_output_error():
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    with pytest.raises(OutputError):
+        atomic_write_bytes(Path("/dev/full") / "a.bin", b"data")
+
+
+# ----------------------------------------------------------------------------- atomic writes, through the CLI
+
+
+def test_disk_full_during_run_one_line_exit_1_no_partial_files(tmp_path, gray_png, monkeypatch):
+    out = tmp_path / "out"
+    failing_fdopen(monkeypatch, ENOSPC, after_calls=2)  # the first two files go through, the third fails
+    result = runner.invoke(app, ["run", str(gray_png), "--out", str(out), "--workers", "1", "-q"])
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "No space left on device" in lines[0], lines
+    assert "Traceback" not in result.output
+    assert not leftovers(out)
+    # no marker: --resume will redo this input
+    assert not (out / "gray_png" / "record.json").exists()
+
+
+def test_ctrl_c_during_run_exit_130_no_temp_files(tmp_path, gray_png, monkeypatch):
+    out = tmp_path / "out"
+    failing_fdopen(monkeypatch, KeyboardInterrupt(), after_calls=1)
+    result = runner.invoke(app, ["run", str(gray_png), "--out", str(out), "--workers", "1", "-q"])
+    assert result.exit_code == 130, result.output
+    assert not leftovers(out)
+    assert not (out / "gray_png" / "record.json").exists()
+
+
+def test_out_is_a_regular_file_reported_before_any_work(tmp_path, gray_png, monkeypatch):
+    calls = []
+    monkeypatch.setattr(batch, "run_one", lambda *a, **k: calls.append(a))
+    out = tmp_path / "out"
+    out.write_text("not a folder")
+    result = runner.invoke(app, ["run", str(gray_png), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(out) in lines[0] and "not a folder" in lines[0]
+    assert calls == []
+    assert out.read_text() == "not a folder"
+
+
+def test_out_under_a_regular_file_reported_before_any_work(tmp_path, gray_png, monkeypatch):
+    calls = []
+    monkeypatch.setattr(batch, "run_one", lambda *a, **k: calls.append(a))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["invariance", str(gray_png), "--out", str(blocker / "out"), "--workers", "1"])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "not writable" in lines[0]
+    assert calls == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes everywhere")
+def test_read_only_out_reported_before_any_work(tmp_path, gray_png, monkeypatch):
+    calls = []
+    monkeypatch.setattr(batch, "run_one", lambda *a, **k: calls.append(a))
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        result = runner.invoke(app, ["run", str(gray_png), "--out", str(out), "--workers", "1"])
+    finally:
+        out.chmod(0o755)
+    assert result.exit_code == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "not writable" in lines[0]
+    assert calls == []
+
+
+# ----------------------------------------------------------------------------- safe names
+
+
+HOSTILE_NAMES = [
+    "../../x.png",
+    "..",
+    ".",
+    "",
+    "/etc/passwd",
+    "a/../../b.png",
+    "..\\..\\win.png",
+    ".hidden.png",
+    "...png",
+    "-rf.png",
+    "nul\x00byte.png",
+    "new\nline.png",
+    "tab\tname.png",
+    "space name .png",
+    "é" * 300,
+    "x" * 1000 + ".png",
+    "☕🐍.png",
+    "CON.png",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
+def test_safe_name_stays_one_safe_component(tmp_path, name):
+    s = safe_name(name)
+    assert s and "/" not in s and "\\" not in s and "\x00" not in s and "\n" not in s
+    assert not s.startswith(".")
+    assert s not in (".", "..")
+    assert len(s) <= 120
+    assert inside(tmp_path, tmp_path / s)
+    (tmp_path / s).write_bytes(b"ok")  # a real, creatable file name
+
+
+def test_long_names_stay_distinct():
+    a = safe_name("x" * 300 + "a.png")
+    b = safe_name("x" * 300 + "b.png")
+    assert a != b and len(a) == len(b) == 120
+
+
+def test_nfc_and_nfd_names_collide_in_safe_name():
+    nfc = unicodedata.normalize("NFC", "café.png")
+    nfd = unicodedata.normalize("NFD", "café.png")
+    assert nfc != nfd and safe_name(nfc) == safe_name(nfd)
+
+
+def test_scan_gives_distinct_folders_inside_out_for_hostile_names(tmp_path):
+    src = tmp_path / "src"
+    names = [
+        unicodedata.normalize("NFC", "café.png"),
+        unicodedata.normalize("NFD", "café.png"),
+        "Same.png",
+        "same.PNG",
+        "SAME.png",
+        "..dots.png",
+        "dots.png",  # '..dots.png' and 'dots.png' must not share a folder either
+        "x" * 200 + "1.png",
+        "x" * 200 + "2.png",
+        "a b.png",
+        "a_b.png",
+        "-dash.png",
+    ]
+    for n in names:
+        write_image(src / n, "L", (4, 4))
+    write_image(src / "sub" / "same.png", "L", (4, 4))
+    items = scan([src]).items
+    assert len(items) == len(names) + 1
+    rels = [it.out_rel.as_posix() for it in items]
+    assert len({r.lower() for r in rels}) == len(rels), rels
+    assert len({unicodedata.normalize("NFC", r).lower() for r in rels}) == len(rels)
+    out = tmp_path / "out"
+    out.mkdir()
+    for r in rels:
+        assert inside(out, out / r) and not r.startswith(".") and ".." not in Path(r).parts
+        assert all(len(part) <= 120 for part in Path(r).parts)
+    # the files named directly (several paths): the same guarantees
+    direct = scan([src / n for n in names]).items
+    drels = [it.out_rel.as_posix() for it in direct]
+    assert len({unicodedata.normalize("NFC", r).lower() for r in drels}) == len(drels)
+    assert all("/" not in r for r in drels)
+
+
+def test_run_writes_hostile_names_inside_out_and_distinct(tmp_path):
+    src = tmp_path / "src"
+    names = [
+        unicodedata.normalize("NFC", "café.png"),
+        unicodedata.normalize("NFD", "café.png"),
+        "Same.png",
+        "same.PNG",
+        "..dots.png",
+        "x" * 220 + ".png",
+    ]
+    for i, n in enumerate(names):
+        write_image(src / n, "L", (8, 8), seed=i)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(src), "--out", str(out), "-q", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    dirs = [r["out_dir"] for r in rep["inputs"]]
+    assert len(dirs) == len(names) and len({d.lower() for d in dirs}) == len(dirs)
+    for r in rep["inputs"]:
+        d = (out / r["out_dir"]).resolve()
+        assert d.is_relative_to(out.resolve())
+        # each input's maps are its own: stage 1 of the run equals stage 1 of that file alone
+        assert (d / "montage.png").is_file()
+    assert not leftovers(out)
+    # everything under --out, nothing written next to the inputs
+    assert sorted(p.name for p in src.iterdir()) == sorted(names)
+
+
+def test_task_refuses_an_output_folder_outside_out(tmp_path, gray_png):
+    out = tmp_path / "out"
+    out.mkdir()
+    opts = RunOptions(stack=parse_stack("max(2)"), out_dir=out)
+    outcome = run_task(InputItem(gray_png, Path("..") / "escaped"), opts, "fp")
+    assert outcome == {"ok": False, "error": "output folder ../escaped would leave --out"}
+    assert not (tmp_path / "escaped").exists()
