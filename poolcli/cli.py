@@ -877,12 +877,8 @@ def _run(
                 shown_shapes.add(key)
                 out_console.print(shape_table(rec, dense_units))
         out_console.print(f"stack: [bold]{_escape(str(st))}[/]")
-        out_console.print(
-            f"{len(records)} of {len(items)} image(s) processed, {len(failures)} failed; "
-            f"outputs in {_escape(str(out_dir))}/ (report.json, shapes.csv)",
-            highlight=False,
-        )
         out_console.print(batch_summary_line(report["summary"]), highlight=False)
+        out_console.print(f"outputs in {_escape(str(out_dir))}/ (report.json, shapes.csv)", highlight=False)
     return ExitStatus.ERROR if failures else ExitStatus.SUCCESS
 
 
