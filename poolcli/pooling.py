@@ -166,7 +166,7 @@ def pool_geometry(
     return PoolGeometry(size_, stride_, dilation_, pads, (oh, ow), same)
 
 
-def _padded(a: np.ndarray, g: PoolGeometry, fill: float, circular: bool = False) -> np.ndarray:
+def pad_planes(a: np.ndarray, g: PoolGeometry, fill: float, circular: bool = False) -> np.ndarray:
     """``a`` (P, H, W) padded with ``fill`` to exactly the extent the windows read.
 
     The extent is ``(out - 1) * stride + k_eff`` from the top-left padding on;
@@ -190,12 +190,7 @@ def _padded(a: np.ndarray, g: PoolGeometry, fill: float, circular: bool = False)
     return buf
 
 
-def _taps(xp: np.ndarray, axis: int, k: int, s: int, d: int, n_out: int):
-    """Strided views of ``xp`` along ``axis``, one per window offset."""
-    for i in range(k):
-        sl = [slice(None)] * xp.ndim
-        sl[axis] = slice(i * d, i * d + (n_out - 1) * s + 1, s)
-        yield xp[tuple(sl)]
+
 
 
 # ----------------------------------------------------------------------------- banded engine
@@ -526,7 +521,7 @@ def pool2d(
         # Circular: wrap-pad to exactly the extent the windows read, then pool unpadded.
         planes, lead = as_planes(x)
         g = pool_geometry(planes.shape[1:], size, stride, padding, dilation, ceil_mode)
-        xp = _padded(planes, g, 0.0, circular=True)
+        xp = pad_planes(planes, g, 0.0, circular=True)
         return restore_planes(family_pool2d(xp, mode, g.size, g.stride, 0, g.dilation, False, True, **extra), lead)
     planes, lead = as_planes(x)
     g = pool_geometry(planes.shape[1:], size, stride, padding, dilation, ceil_mode)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import _is_int, as_float_array, as_planes, pair, restore_planes
-from .pooling import PoolGeometry, pool2d, pool_geometry
+from .pooling import pad_planes, PoolGeometry, pool2d, pool_geometry
 
 FAMILY_MODES = ("median", "quantile", "mixed", "softpool", "stochastic", "gem")
 
@@ -93,22 +93,8 @@ def _rng(seed: Any) -> np.random.Generator:
 
 
 def _padded(planes: np.ndarray, g: PoolGeometry, fill: float) -> np.ndarray:
-    """``planes`` (P, H, W) padded with ``fill`` to exactly the extent the windows read.
-
-    The extent is ``(out - 1) * stride + k_eff`` from the top-left padding on
-    (the ceil-mode overhang included; trailing rows no window reads dropped).
-    """
-    p, h, w = planes.shape
-    top, left = g.pads[0], g.pads[2]
-    need_h = (g.out[0] - 1) * g.stride[0] + g.effective_size[0]
-    need_w = (g.out[1] - 1) * g.stride[1] + g.effective_size[1]
-    if top == 0 and left == 0 and need_h <= h and need_w <= w:
-        return planes
-    buf = np.full((p, need_h, need_w), fill, dtype=planes.dtype)
-    rows = max(0, min(h, need_h - top))
-    cols = max(0, min(w, need_w - left))
-    buf[:, top : top + rows, left : left + cols] = planes[:, :rows, :cols]
-    return buf
+    """``planes`` (P, H, W) padded with ``fill`` to exactly the extent the windows read."""
+    return pad_planes(planes, g, fill)
 
 
 def _taps(xp: np.ndarray, g: PoolGeometry):
