@@ -584,7 +584,7 @@ PresetOpt = Annotated[
 ]
 ConfigOpt = Annotated[
     Optional[Path],
-    typer.Option(help="A TOML file with stack = \"...\" or [[stage]] tables.", rich_help_panel=STACK_PANEL, show_default=False),
+    typer.Option(help="A TOML file with stack = \"...\" or \\[\\[stage]] tables.", rich_help_panel=STACK_PANEL, show_default=False),
 ]
 ColorOpt = Annotated[
     Color, typer.Option(help="gray: ITU-R 601 luminance; keep: every channel its own map.", rich_help_panel=STACK_PANEL)
