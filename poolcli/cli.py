@@ -616,6 +616,17 @@ WorkersOpt = Annotated[
         show_default=False,
     ),
 ]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads",
+        min=1,
+        help="Threads each process gives the pooling and filter cores (NumPy releases the GIL). "
+        "\\[default: the number of cores, divided among --workers processes]",
+        rich_help_panel=BATCH_PANEL,
+        show_default=False,
+    ),
+]
 SchedulerOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -694,6 +705,7 @@ def run(
     recursive: RecursiveOpt = True,
     glob: GlobOpt = None,
     workers: WorkersOpt = None,
+    threads: ThreadsOpt = None,
     scheduler: SchedulerOpt = None,
     resume: ResumeOpt = False,
     force: ForceOpt = False,
@@ -708,7 +720,7 @@ def run(
     """
     with _errors(debug):
         st = build_stack(**_stack_args(locals()))
-        batch = BatchArgs(recursive, glob, workers, scheduler, resume, force)
+        batch = BatchArgs(recursive, glob, workers, scheduler, resume, force, threads)
         load = LoadArgs(nan.value, max_pixels, max_frames)
         code = _run(paths, st, out, color.value, dense_units, json_out, png, montage, unpool, load, batch, quiet, debug)
     raise typer.Exit(code)
@@ -762,6 +774,7 @@ class BatchArgs(NamedTuple):
     scheduler: Optional[str] = None
     resume: bool = False
     force: bool = False
+    threads: Optional[int] = None
 
 
 def _prepare_batch(command: str, paths: list[Path], out: Path, batch: BatchArgs):
@@ -800,14 +813,21 @@ def _progress(quiet: bool, found, total: int):
 
 
 def _batch(command: str, items, opts, out_dir: Path, batch: BatchArgs, quiet: bool, found, debug: bool):
+    from ._threads import set_num_threads
     from .parallel import run_batch
+
+    cores = os.cpu_count() or 1
+    workers = batch.workers or cores
+    # Set before the worker processes fork, so that they inherit it; several
+    # processes share the cores rather than each starting one thread per core.
+    set_num_threads(batch.threads if batch.threads else max(1, cores // min(workers, max(1, len(items)))))
 
     return run_batch(
         items,
         opts,
         command=command,
         out_dir=out_dir,
-        workers=batch.workers or os.cpu_count() or 1,
+        workers=workers,
         scheduler=batch.scheduler,
         resume=batch.resume,
         progress=_progress(quiet, found, len(items)),
@@ -958,6 +978,7 @@ def invariance(
     recursive: RecursiveOpt = True,
     glob: GlobOpt = None,
     workers: WorkersOpt = None,
+    threads: ThreadsOpt = None,
     scheduler: SchedulerOpt = None,
     resume: ResumeOpt = False,
     force: ForceOpt = False,
@@ -991,7 +1012,7 @@ def invariance(
             methods = tuple(dict.fromkeys(methods))
             if not any(s.kind == "pool" for s in st.stages):
                 raise UsageError("--compare needs a stack with at least one pooling stage to swap")
-        batch = BatchArgs(recursive, glob, workers, scheduler, resume, force)
+        batch = BatchArgs(recursive, glob, workers, scheduler, resume, force, threads)
         load = LoadArgs(nan.value, max_pixels, max_frames)
         code = _invariance(
             paths, st, pairs, methods, shift_mode.value, out, color.value, json_out, plot, load, batch, quiet, debug

@@ -524,3 +524,31 @@ def test_build_stack_fuzz_round_trips_or_usage_error(tmp_path_factory, options):
     assert again == s and str(again) == str(s)
     pools = [stage for stage in s.stages if stage.kind in ("pool", "fractional", "learned")]
     assert len(pools) == (0 if (pool or "max").strip().lower() == "none" else 1)
+
+
+def test_threads_option_gives_the_same_bits(tmp_path):
+    """--threads changes how the cores run, never what they compute."""
+    import numpy as np
+    from PIL import Image
+
+    from poolcli._threads import set_num_threads
+
+    img = tmp_path / "big.png"
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 256, (300, 260), dtype=np.uint8)).save(img)
+    outs = []
+    try:
+        for threads in ("1", "2"):
+            out = tmp_path / f"t{threads}"
+            res = CliRunner().invoke(
+                app, ["run", str(img), "--stack", "sobel | avg(3, 2, 1) | max(2)", "--threads", threads, "-o", str(out), "-q"]
+            )
+            assert res.exit_code == 0, res.output
+            outs.append([np.load(p) for p in sorted(out.rglob("stage*.npy"))])
+    finally:
+        set_num_threads(None)
+    assert len(outs[0]) == len(outs[1]) >= 3
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    res = CliRunner().invoke(app, ["run", str(img), "--threads", "0", "-o", str(tmp_path / "x")])
+    assert res.exit_code == 2
