@@ -583,7 +583,7 @@ def bench_e2e(quick: bool, results: dict) -> None:
     reps = 1 if quick else 2
     rec: dict[str, Any] = {"images": n, "size": 512, "stack": E2E_STACK}
     try:
-        base = poolcli_exe() + ["run", str(src), "--stack", E2E_STACK, "--no-montage", "-q"]
+        base = poolcli_exe() + ["run", str(src), "--stack", E2E_STACK, "--no-montage", "--no-unpool", "-q"]
         workers = has_workers()
         rec["workers_supported"] = workers
         variants = [("poolcli --workers 1", ["--workers", "1"]), ("poolcli --workers 2", ["--workers", "2"])] \
@@ -599,7 +599,7 @@ def bench_e2e(quick: bool, results: dict) -> None:
         else:
             # Check first, on the folder's first 10 images (same files): both produce the same maps.
             few = image_dir(10, 512)
-            subprocess.run(poolcli_exe() + ["run", str(few), "--stack", E2E_STACK, "--no-montage", "-q",
+            subprocess.run(poolcli_exe() + ["run", str(few), "--stack", E2E_STACK, "--no-montage", "--no-unpool", "-q",
                                             "-o", str(work / "chk_pc")], check=True, capture_output=True)
             subprocess.run([sys.executable, str(HERE / "e2e_torch.py"), str(few), str(work / "chk_t")],
                            check=True, capture_output=True)
