@@ -22,6 +22,14 @@ os.environ["COLUMNS"] = "120"
 os.environ["LINES"] = "50"
 os.environ["TERM"] = "dumb"
 os.environ["NO_COLOR"] = "1"
+
+from hypothesis import settings  # noqa: E402
+
+# CI runs on shared, noisy machines: no per-example deadline, and the same
+# examples every run (HYPOTHESIS_PROFILE=explore for fresh random ones).
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 os.environ.pop("FORCE_COLOR", None)
 
 from pathlib import Path  # noqa: E402
