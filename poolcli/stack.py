@@ -177,20 +177,6 @@ class Param:
     flag: bool = False  # may be written bare (``ceil``) to mean true
 
 
-_POOL_PARAMS = (
-    Param("size", _pos_pair, required=True, aliases=("k", "kernel_size")),
-    Param("stride", _pos_pair, aliases=("s",)),
-    Param("padding", _padding_value, (0, 0), aliases=("pad",)),
-    Param("dilation", _pos_pair, (1, 1), aliases=("d",)),
-    Param("ceil_mode", _bool_value, False, aliases=("ceil",), flag=True),
-    Param("count_include_pad", _bool_value, True, flag=True),
-    Param("divisor_override", _divisor_value, None),
-)
-_PADDING_MODE = Param("padding_mode", _word(("default", "circular")), "default")
-_POOL_PARAMS = _POOL_PARAMS + (_PADDING_MODE,)
-_LP_PARAMS = _POOL_PARAMS + (Param("p", _positive_float, required=True, aliases=("norm", "norm_type")),)
-
-
 def _blur_size(raw: Any) -> int:
     v = _int_value(raw)
     if not 1 <= v <= 7:
@@ -198,33 +184,6 @@ def _blur_size(raw: Any) -> int:
     return v
 
 
-# Anti-aliased pooling (Zhang 2019) and adaptive polyphase sampling (Chaman & Dokmanic 2021).
-_BLURPOOL_PARAMS = (
-    Param("size", _pos_pair, required=True, aliases=("k", "kernel_size")),
-    Param("stride", _pos_pair, aliases=("s",)),
-    Param("padding", _padding_value, (0, 0), aliases=("pad",)),
-    Param("dilation", _pos_pair, (1, 1), aliases=("d",)),
-    Param("blur_size", _blur_size, 3, aliases=("blur", "m", "filt_size")),
-    _PADDING_MODE,
-)
-_BLUR_PARAMS = (
-    Param("size", _pos_pair, required=True, aliases=("k",)),
-    Param("stride", _pos_pair, aliases=("s",)),
-    Param("blur_size", _blur_size, 3, aliases=("blur", "m", "filt_size")),
-    _PADDING_MODE,
-)
-_APS_PARAMS = (
-    Param("size", _pos_pair, required=True, aliases=("k", "kernel_size")),
-    Param("stride", _pos_pair, aliases=("s",)),
-    Param("blur_size", _blur_size, 1, aliases=("blur", "m", "filt_size")),
-    _PADDING_MODE,
-)
-_FILTER_COMMON = (
-    Param("mode", _word(BOUNDARY_MODES), "reflect", aliases=("boundary",)),
-    Param("cval", _float_value, 0.0),
-    Param("stride", _pos_pair, (1, 1), aliases=("s",)),
-    Param("dilation", _pos_pair, (1, 1), aliases=("d",)),
-)
 def _sigma(raw: Any) -> float:
     v = _positive_float(raw)
     if v > 256:
@@ -237,12 +196,6 @@ def _box_size(raw: Any) -> tuple[int, int]:
     if max(v) > 1025:
         raise _Bad("must be at most 1025")
     return v
-
-
-_FILTER_OWN = {
-    "gaussian": (Param("sigma", _sigma, 1.0),),
-    "box": (Param("size", _box_size, (3, 3)),),
-}
 
 
 def _unit_float(raw: Any) -> float:
@@ -266,36 +219,56 @@ def _seed(raw: Any) -> int:
     return v
 
 
-_GEOMETRY = (
-    Param("size", _pos_pair, required=True, aliases=("k", "kernel_size")),
-    Param("stride", _pos_pair, aliases=("s",)),
-    Param("padding", _padding_value, (0, 0), aliases=("pad",)),
-    Param("dilation", _pos_pair, (1, 1), aliases=("d",)),
-    Param("ceil_mode", _bool_value, False, aliases=("ceil",), flag=True),
+# Every parameter once; each stage's list below is built from these.
+_SIZE = Param("size", _pos_pair, required=True, aliases=("k", "kernel_size"))
+_STRIDE = Param("stride", _pos_pair, aliases=("s",))
+_PADDING = Param("padding", _padding_value, (0, 0), aliases=("pad",))
+_DILATION = Param("dilation", _pos_pair, (1, 1), aliases=("d",))
+_CEIL = Param("ceil_mode", _bool_value, False, aliases=("ceil",), flag=True)
+_COUNT_PAD = Param("count_include_pad", _bool_value, True, flag=True)
+_PADDING_MODE = Param("padding_mode", _word(("default", "circular")), "default")
+_SEED = Param("seed", _seed, 0)
+
+
+def _blur(default: int) -> Param:
+    return Param("blur_size", _blur_size, default, aliases=("blur", "m", "filt_size"))
+
+
+_GEOMETRY = (_SIZE, _STRIDE, _PADDING, _DILATION, _CEIL)
+_POOL_PARAMS = _GEOMETRY + (_COUNT_PAD, Param("divisor_override", _divisor_value, None), _PADDING_MODE)
+_LP_PARAMS = _POOL_PARAMS + (Param("p", _positive_float, required=True, aliases=("norm", "norm_type")),)
+# Anti-aliased pooling (Zhang 2019) and adaptive polyphase sampling (Chaman & Dokmanic 2021).
+_BLURPOOL_PARAMS = (_SIZE, _STRIDE, _PADDING, _DILATION, _blur(3), _PADDING_MODE)
+_BLUR_PARAMS = (_SIZE, _STRIDE, _blur(3), _PADDING_MODE)
+_APS_PARAMS = (_SIZE, _STRIDE, _blur(1), _PADDING_MODE)
+_FILTER_COMMON = (
+    Param("mode", _word(BOUNDARY_MODES), "reflect", aliases=("boundary",)),
+    Param("cval", _float_value, 0.0),
+    Param("stride", _pos_pair, (1, 1), aliases=("s",)),
+    _DILATION,
 )
+_FILTER_OWN = {
+    "gaussian": (Param("sigma", _sigma, 1.0),),
+    "box": (Param("size", _box_size, (3, 3)),),
+}
 # The rest of the family (poolcli.pooling_family).
 _FAMILY_PARAMS = {
     "median": _GEOMETRY + (_PADDING_MODE,),
     "quantile": _GEOMETRY + (Param("q", _unit_float, required=True), _PADDING_MODE),
-    "mixed": _GEOMETRY
-    + (Param("count_include_pad", _bool_value, True, flag=True), Param("alpha", _unit_float, 0.5), _PADDING_MODE),
+    "mixed": _GEOMETRY + (_COUNT_PAD, Param("alpha", _unit_float, 0.5), _PADDING_MODE),
     "softpool": _GEOMETRY + (_PADDING_MODE,),
-    "stochastic": _GEOMETRY + (Param("train", _bool_value, False, flag=True), Param("seed", _seed, 0), _PADDING_MODE),
+    "stochastic": _GEOMETRY + (Param("train", _bool_value, False, flag=True), _SEED, _PADDING_MODE),
     "gem": _GEOMETRY + (Param("p", _positive_float, 3.0, aliases=("norm",)), _PADDING_MODE),
 }
 _FRACTIONAL_PARAMS = (
     Param("size", _pos_pair, (2, 2), aliases=("k", "kernel_size")),
     Param("output_size", _pos_pair, None, aliases=("out",)),
     Param("ratio", _ratio, None, aliases=("output_ratio",)),
-    Param("seed", _seed, 0),
+    _SEED,
     Param("overlapping", _bool_value, False, flag=True),
     Param("pseudo_random", _bool_value, True, flag=True),
 )
-_LEARNED_PARAMS = (
-    Param("weights", _string, required=True, aliases=("file", "w")),
-    Param("stride", _pos_pair, aliases=("s",)),
-    Param("padding", _padding_value, (0, 0), aliases=("pad",)),
-)
+_LEARNED_PARAMS = (Param("weights", _string, required=True, aliases=("file", "w")), _STRIDE, _PADDING)
 
 
 @dataclass(frozen=True)

@@ -282,8 +282,8 @@ def _workers_of(out: Path) -> list[int]:
             try:
                 if str(out).encode() in (d / "cmdline").read_bytes():
                     pids.append(int(d.name))
-            except OSError:
-                pass
+            except OSError:  # the process ended while we looked
+                continue
     return pids
 
 

@@ -415,8 +415,7 @@ def test_fifo_is_refused_promptly(tmp_path):
     worker.start()
     worker.join(timeout=5)
     if worker.is_alive():  # unblock the reader before failing
-        with open(path, "wb"):
-            pass
+        open(path, "wb").close()  # opening the FIFO for writing releases the blocked reader
         pytest.fail("load_image blocked on a FIFO")
     assert "not a regular file" in str(result["error"])
     assert str(path) in str(result["error"])
