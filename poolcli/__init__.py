@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "pool2d": "poolcli.pooling",
+    "MODES": "poolcli.pooling",
     "adaptive_pool2d": "poolcli.pooling",
     "global_pool2d": "poolcli.pooling",
     "pool_geometry": "poolcli.pooling",

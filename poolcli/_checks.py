@@ -1,5 +1,8 @@
 """Argument normalisation shared by the numeric cores.
 
+Knows: ints and (h, w) pairs, float dtypes, the (P, H, W) plane view. Imports
+only numpy.
+
 Every public core normalises its int-or-pair arguments once, on entry (after
 scikit-image's ``block_reduce`` and kornia's ``_unpack_2d_ks``), and raises a
 ``ValueError`` that names the parameter and quotes the value.
@@ -13,8 +16,12 @@ from typing import Any
 import numpy as np
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
+    """True for Python and NumPy integers, False for bools (``True`` is not a size)."""
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+_is_int = is_int  # the old private name, kept for imports that still use it
 
 
 def pair(value: Any, name: str, *, minimum: int = 1) -> tuple[int, int]:
@@ -29,9 +36,9 @@ def pair(value: Any, name: str, *, minimum: int = 1) -> tuple[int, int]:
     ...
     ValueError: size must be an int >= 1 or a pair of them, got 0
     """
-    if _is_int(value):
+    if is_int(value):
         out = (int(value), int(value))
-    elif isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2 and all(_is_int(v) for v in value):
+    elif isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2 and all(is_int(v) for v in value):
         out = (int(value[0]), int(value[1]))
     else:
         raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+import poolcli._bands as B
 import poolcli.pooling as P
 from reference import ref_pool2d
 
@@ -16,7 +17,7 @@ RNG = np.random.default_rng(11)
 @pytest.fixture(params=[(1 << 30, 1), (64, 1), (64, 2), (700, 2)], ids=["one-band", "tiny-bands", "tiny-bands-2-threads", "bands-2-threads"])
 def path(request, monkeypatch):
     band, threads = request.param
-    monkeypatch.setattr(P, "_BAND_BYTES", band)
+    monkeypatch.setattr(B, "BAND_BYTES", band)
     P.set_num_threads(threads)
     yield
     P.set_num_threads(None)
@@ -48,10 +49,10 @@ def test_paths_equal_reference_bit_for_bit(path, mode, kw, shape):
 def test_large_threaded_equals_single_band(monkeypatch, circular):
     x = RNG.standard_normal((2, 301, 257)).astype(np.float32)
     kw = dict(size=3, stride=2, padding=1, padding_mode="circular" if circular else "default")
-    monkeypatch.setattr(P, "_BAND_BYTES", 1 << 30)
+    monkeypatch.setattr(B, "BAND_BYTES", 1 << 30)
     P.set_num_threads(1)
     one = {m: P.pool2d(x, m, **kw) for m in ("max", "avg", "min")}
-    monkeypatch.setattr(P, "_BAND_BYTES", 4096)
+    monkeypatch.setattr(B, "BAND_BYTES", 4096)
     P.set_num_threads(2)
     try:
         for m, want in one.items():

@@ -1,0 +1,592 @@
+"""Anti-aliased and adaptive-polyphase downsampling: BlurPool, MaxBlurPool and APS.
+
+Knows: ONE blur (:func:`blur2d`), ONE BlurPool (max with stride 1, then the
+blur) and ONE APS; the public functions (:func:`max_blur_pool2d`,
+:func:`aps_pool2d`, ...) and the pooling modes ``blurpool``, ``blur`` and
+``aps`` (:func:`blurpool_mode`, :func:`blur_mode`, :func:`aps_mode`, what
+``pool2d``, the stack and ``poolcli run --pool`` call) run the same code.
+Imports: numpy, :mod:`poolcli._checks`, :mod:`poolcli._bands`,
+:mod:`poolcli.kernels`, :mod:`.geometry` and :mod:`.torch_ops` only.
+
+Two remedies for the aliasing of strided pooling, as NumPy cores (arrays in,
+arrays out; (H, W), (C, H, W) or (N, C, H, W); float32 and float64 are kept,
+other real dtypes become float64):
+
+* **BlurPool / MaxBlurPool** -- Zhang, *Making Convolutional Networks
+  Shift-Invariant Again*, ICML 2019 (adobe/antialiased-cnns,
+  ``antialiased_cnns/blurpool.py``). Low-pass filter with a normalised binomial
+  before subsampling: :func:`blur2d` is ``BlurPool(C, pad_type='reflect',
+  filt_size=m, stride=s)`` and :func:`max_blur_pool2d` is
+  ``nn.Sequential(nn.MaxPool2d(k, stride=1), BlurPool(C, filt_size=m, stride=s))``.
+* **APS** -- Chaman & Dokmanic, *Truly Shift-Invariant Convolutional Neural
+  Networks*, CVPR 2021 (achaman2/truly_shift_invariant_cnns, ``ApsPool`` and
+  ``aps_downsample_v2`` in ``apspool.py``). Keep the polyphase component with
+  the largest l2 norm: :func:`aps_downsample` and its max-pool form
+  :func:`aps_pool2d`.
+
+Conventions (one place for all of them)
+---------------------------------------
+Blur padding (``blur2d``; the blur inside ``max_blur_pool2d`` and ``aps_pool2d``)
+    ``floor((m - 1) / 2)`` before and ``ceil((m - 1) / 2)`` after, on each axis
+    (top/bottom, left/right), as antialiased-cnns' ``pad_sizes``. Reflect is
+    PyTorch's ``ReflectionPad2d`` = ``np.pad(mode='reflect')`` = scipy's
+    ``'mirror'`` (``d c b | a b c d``, the edge not repeated). Like PyTorch it
+    needs every pad to be smaller than the input side, else ``ValueError``.
+    Circular wraps around (any size works: indices are taken modulo H).
+Blur arithmetic
+    Cross-correlation (no flip; the binomial is symmetric anyway), separable:
+    one pass along H then one along W over the taps, with strided slices, in
+    float64, rounded once to the input dtype. Each output pixel is computed by
+    the same operations in the same order wherever it sits, so circular
+    equivariance holds bit for bit.
+Max stage (``max_blur_pool2d``, ``aps_pool2d``, the modes)
+    Window ``size``, stride 1, :func:`.torch_ops.max_pool2d` (PyTorch's "first
+    maximum wins"). Not circular: no padding (the ``blurpool`` mode: its
+    ``padding`` and ``dilation``), ``H -> H - size + 1``
+    (``nn.MaxPool2d(size, 1)``). Circular: wrap-pad ``size - 1`` rows/columns
+    **after** the input (bottom/right) and none before, so the output keeps H
+    and its first ``H - size + 1`` rows are exactly the non-circular ones; this
+    is Chaman & Dokmanic's ``circular_pad([0, 1, 0, 1]) + nn.MaxPool2d(2, 1)``.
+    NaN propagates, as in PyTorch.
+Subsampling
+    BlurPool keeps indices ``0, s, 2s, ...`` (``conv2d(stride=s)``), so
+    ``OH = floor((H + m - 1 - m) / s) + 1 = ceil(H / s)``.
+APS
+    H (W) not a multiple of the stride is wrap-padded at the end (bottom/right)
+    to the next multiple (for stride 2: odd sizes gain one row, ``aps_pad``).
+    The ``sh * sw`` components ``x[..., i::sh, j::sw]`` are ordered row-major,
+    index ``i * sw + j``. The criterion is the sum of squares over (C, H', W')
+    per sample (per ``N`` for 4-D input, one sample for 2-D/3-D), computed in
+    float64 from the squared values **sorted** before summation, so that a
+    component's norm does not depend on where its values sit: a circular shift
+    only permutes values within components and leaves the norms bit-identical.
+    ``np.argmax`` compares exactly (no tolerance): ties go to the lowest index,
+    e.g. (0, 0) for a constant input. (The reference orders the four stride-2
+    components (0,0), (1,0), (0,1), (1,1); the choice differs from ours only on
+    exact ties between (1, 0) and (0, 1).) A NaN norm wins, as in ``argmax``.
+
+Exactness: ``blur2d(circular=True)`` and ``max_blur_pool2d(circular=True)``
+commute exactly with circular shifts by multiples of the stride when H and W
+are multiples of the stride (the output rolls by shift / stride).
+``aps_pool2d`` (circular, sizes multiples of the stride) commutes with *every*
+circular shift up to a circular shift of its output, barring exact ties
+between component norms.
+
+Tested against PyTorch: ``tests/data/golden_antialias.npz`` holds outputs of
+BlurPool / MaxBlurPool (reflect and circular) and of ApsPool rebuilt from
+antialiased-cnns' and truly_shift_invariant_cnns' code with torch ops
+(``tests/data/make_antialias_golden.py``).
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.zeros((6, 6), np.float32); x[3, 3] = 16
+>>> blur2d(x, stride=2, blur_size=3)  # the impulse is spread, not dropped
+array([[0., 0., 0.],
+       [0., 1., 1.],
+       [0., 1., 1.]], dtype=float32)
+>>> aps_downsample(np.arange(16.0).reshape(4, 4), return_phase=True)[1]
+array([1, 1])
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .._bands import pad
+from .._checks import as_planes, pair, restore_planes
+from ..kernels import BINOMIAL_TAPS
+from .geometry import check_flag, check_padding_mode, keep_size_pads
+from .torch_ops import max_pool2d
+
+__all__ = [
+    "BLUR_SIZES",
+    "blur_kernel",
+    "blur2d",
+    "max_blur_pool2d",
+    "aps_downsample",
+    "aps_pool2d",
+    "blurpool_mode",
+    "blur_mode",
+    "aps_mode",
+]
+
+#: Valid binomial blur sizes (the ``filt_size`` of antialiased-cnns).
+BLUR_SIZES = tuple(range(1, len(BINOMIAL_TAPS) + 1))
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _blur_size(m: Any, name: str = "blur_size") -> int:
+    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or not BLUR_SIZES[0] <= m <= BLUR_SIZES[-1]:
+        raise ValueError(f"{name} must be an int in {BLUR_SIZES[0]}..{BLUR_SIZES[-1]}, got {m!r}")
+    return int(m)
+
+
+def _taps(m: int) -> np.ndarray:
+    t = BINOMIAL_TAPS[m - 1]
+    return t / t.sum()
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def _blur_planes(a: np.ndarray, stride: tuple[int, int], m: int, circular: bool) -> np.ndarray:
+    """BlurPool of (P, H, W) planes: pad, separable correlation, keep every stride-th."""
+    _, h, w = a.shape
+    sh, sw = stride
+    if m == 1:  # antialiased-cnns' identity path: x[:, :, ::s, ::s]
+        return a[:, ::sh, ::sw].copy()
+    p0, p1 = (m - 1) // 2, m // 2
+    if not circular:
+        if p1 >= h or p1 >= w:
+            raise ValueError(
+                f"blur_size={m} pads ({p0}, {p1}) on each axis, and reflection padding (PyTorch's "
+                f"ReflectionPad2d) needs every pad smaller than the input side; got (H, W) = {(h, w)} "
+                f"(use circular=True, a smaller blur_size or a larger input)"
+            )
+    # Reflect is PyTorch's ReflectionPad2d: scipy's (and _bands') 'mirror'.
+    xp = pad(a, (p0, p0), (p1, p1), "wrap" if circular else "mirror")
+    xp = xp.astype(np.float64, copy=False)
+    oh, ow = -(-h // sh), -(-w // sw)
+    taps = _taps(m)
+    acc = None
+    for k, t in enumerate(taps):  # along H, only the rows that are kept
+        term = t * xp[:, k : k + (oh - 1) * sh + 1 : sh, :]
+        acc = term if acc is None else np.add(acc, term, out=acc)
+    rows, out = acc, None
+    for k, t in enumerate(taps):  # along W
+        term = t * rows[:, :, k : k + (ow - 1) * sw + 1 : sw]
+        out = term if out is None else np.add(out, term, out=out)
+    return out.astype(a.dtype, copy=False)
+
+
+def _max_stage(a: np.ndarray, size: tuple[int, int], padding: Any, dilation: Any, circular: bool) -> np.ndarray:
+    """Max over ``size`` windows with stride 1 (see the module docstring for padding); size 1 skips it."""
+    if size == (1, 1):
+        return a
+    if circular:  # wrapped to keep the size, so that it commutes with shifts
+        return max_pool2d(a, size, 1, keep_size_pads(size, dilation), dilation, padding_mode="circular")
+    return max_pool2d(a, size, 1, padding, dilation)
+
+
+def _check_fits(a: np.ndarray, size: tuple[int, int], circular: bool) -> None:
+    """The public functions' own message for a max window larger than the (unpadded) input."""
+    _, h, w = a.shape
+    if not circular and (size[0] > h or size[1] > w):
+        raise ValueError(
+            f"size={size!r} is larger than the input (H, W) = {(h, w)}: the max stage "
+            f"(nn.MaxPool2d(size, stride=1), no padding) would have no output; use circular=True"
+        )
+
+
+def _blurpool(a: np.ndarray, size, stride, padding, dilation, m: int, circular: bool) -> np.ndarray:
+    """MaxBlurPool of (P, H, W) planes: the max stage, then BlurPool."""
+    return _blur_planes(_max_stage(a, size, padding, dilation, circular), stride, m, circular)
+
+
+def _aps_pool(a: np.ndarray, lead, size, stride, m: int, circular: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Max (stride 1) -> optional blur (stride 1) -> APS of (P, H, W) planes; (out, phases)."""
+    y = _max_stage(a, size, 0, 1, circular)
+    if m > 1:
+        y = _blur_planes(y, (1, 1), m, circular)
+    return _aps_planes(y, lead, stride, True)
+
+
+def _aps_planes(
+    a: np.ndarray, lead: tuple[int, ...], stride: tuple[int, int], pad_odd: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """APS of (P, H, W) planes; returns (P, OH, OW) and the (n, 2) phases."""
+    p, h, w = a.shape
+    sh, sw = stride
+    if h % sh or w % sw:
+        if not pad_odd:
+            raise ValueError(
+                f"(H, W) = {(h, w)} is not a multiple of stride={stride!r}; pass "
+                f"circular_pad_odd=True to wrap-pad it at the bottom/right"
+            )
+        a = pad(a, (0, 0), ((-h) % sh, (-w) % sw), "wrap")
+    hp, wp = a.shape[1:]
+    oh, ow = hp // sh, wp // sw
+    n = lead[0] if len(lead) == 2 else 1
+    c = p // n
+    # comps[n, i * sw + j] = x[n, :, i::sh, j::sw], flattened over (C, OH, OW)
+    comps = a.reshape(n, c, oh, sh, ow, sw).transpose(0, 3, 5, 1, 2, 4).reshape(n, sh * sw, c * oh * ow)
+    sq = np.square(comps, dtype=np.float64)
+    sq.sort(axis=-1)  # the sum no longer depends on where the values sit
+    energy = sq.sum(axis=-1)
+    idx = np.argmax(energy, axis=1)
+    out = comps[np.arange(n), idx].reshape(p, oh, ow)
+    phase = np.stack([idx // sw, idx % sw], axis=1).astype(np.int64)
+    return out, phase
+
+
+def _phase_out(phase: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
+    return phase if len(lead) == 2 else phase[0]
+
+
+# ----------------------------------------------------------------------------- public
+
+
+def blur_kernel(m: int) -> np.ndarray:
+    """The normalised 2-D binomial blur of size ``m`` (antialiased-cnns' filter).
+
+    ``outer(a, a) / sum`` with ``a`` the Pascal row of length ``m``: ``[1]``,
+    ``[1, 1]``, ``[1, 2, 1]``, ``[1, 3, 3, 1]``, ``[1, 4, 6, 4, 1]``,
+    ``[1, 5, 10, 10, 5, 1]``, ``[1, 6, 15, 20, 15, 6, 1]``. Every entry is a
+    dyadic fraction, so the kernel is exact in float32 and float64 alike.
+
+    Parameters
+    ----------
+    m : int
+        Filter size, 1..7.
+
+    Returns
+    -------
+    ndarray, shape (m, m), float64
+        Sums to 1 (a fresh, writable array).
+
+    Raises
+    ------
+    ValueError
+        If ``m`` is not an int in 1..7.
+
+    Examples
+    --------
+    >>> blur_kernel(3) * 16
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    >>> float(blur_kernel(7).sum())
+    1.0
+    >>> blur_kernel(8)
+    Traceback (most recent call last):
+    ...
+    ValueError: m must be an int in 1..7, got 8
+    """
+    a = BINOMIAL_TAPS[_blur_size(m, "m") - 1]
+    k = np.multiply.outer(a, a)
+    return k / k.sum()
+
+
+def blur2d(x: Any, stride: Any = 2, blur_size: int = 3, *, circular: bool = False) -> np.ndarray:
+    """BlurPool: pad, depthwise binomial blur, subsample (Zhang 2019).
+
+    Equals antialiased-cnns' ``BlurPool(C, pad_type='reflect', filt_size=blur_size,
+    stride=stride)``: ``ReflectionPad2d([p0, p1, p0, p1])`` with
+    ``p0 = floor((m - 1) / 2)``, ``p1 = ceil((m - 1) / 2)``, then
+    ``F.conv2d(weight=blur_kernel(m), stride=stride, groups=C)``; for ``m = 1``
+    simply ``x[..., ::sh, ::sw]``. Tested against that PyTorch composition
+    (``tests/data/golden_antialias.npz``).
+
+    Parameters
+    ----------
+    x : array_like, shape (H, W), (C, H, W) or (N, C, H, W)
+        float32 and float64 are kept; other real dtypes become float64.
+    stride : int or (int, int), optional
+        Subsampling factor; rows/columns ``0, s, 2s, ...`` are kept.
+    blur_size : int, optional
+        Binomial filter size ``m``, 1..7 (see :func:`blur_kernel`).
+    circular : bool, keyword-only
+        Wrap-pad instead of reflect (same split ``p0`` before, ``p1`` after).
+        The result then commutes exactly with circular shifts by multiples of
+        the stride when H and W are multiples of it.
+
+    Returns
+    -------
+    ndarray, shape (..., OH, OW), dtype of ``x``
+        ``OH = floor((H + p0 + p1 - m) / sh) + 1 = ceil(H / sh)``; likewise OW.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``stride`` or ``blur_size``, and (reflect only, as PyTorch)
+        when ``p1 >= H`` or ``p1 >= W``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(25, dtype=np.float32).reshape(5, 5)
+    >>> blur2d(x, stride=2, blur_size=3)
+    array([[ 3. ,  4.5,  6. ],
+           [10.5, 12. , 13.5],
+           [18. , 19.5, 21. ]], dtype=float32)
+    >>> blur2d(x, stride=(1, 2), blur_size=1).shape
+    (5, 3)
+    >>> blur2d(np.ones((2, 2)), blur_size=5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: blur_size=5 pads (2, 2) on each axis, ...
+    """
+    stride_ = pair(stride, "stride")
+    m = _blur_size(blur_size)
+    circ = check_flag(circular, "circular")
+    planes, lead = as_planes(x)
+    return restore_planes(_blur_planes(planes, stride_, m, circ), lead)
+
+
+def max_blur_pool2d(
+    x: Any, size: Any = 2, stride: Any = 2, blur_size: int = 3, *, circular: bool = False
+) -> np.ndarray:
+    """MaxBlurPool: max with stride 1, then BlurPool (Zhang 2019).
+
+    Equals antialiased-cnns' ``nn.Sequential(nn.MaxPool2d(kernel_size=size,
+    stride=1), BlurPool(C, filt_size=blur_size, stride=stride))`` (the
+    replacement for ``nn.MaxPool2d(size, stride)``), tested against that
+    PyTorch composition (``tests/data/golden_antialias.npz``).
+
+    Parameters
+    ----------
+    x : array_like, shape (H, W), (C, H, W) or (N, C, H, W)
+    size : int or (int, int), optional
+        Max window.
+    stride : int or (int, int), optional
+        Stride of the blur-and-subsample stage.
+    blur_size : int, optional
+        Binomial filter size, 1..7.
+    circular : bool, keyword-only
+        Wrap everywhere: the max stage pads ``size - 1`` wrapped rows/columns
+        at the bottom/right (none before; Chaman & Dokmanic's
+        ``circular_pad([0, 1, 0, 1])`` for size 2) and keeps H; the blur wraps
+        too. The result then commutes exactly with circular shifts by
+        multiples of the stride when H and W are multiples of it.
+
+    Returns
+    -------
+    ndarray, dtype of ``x``
+        Not circular: ``OH = ceil((H - size + 1) / stride)``; circular:
+        ``OH = ceil(H / stride)``; likewise OW.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``size``, ``stride`` or ``blur_size``; when (not circular)
+        the window is larger than the input, or the max output is too small
+        for reflection padding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.zeros((1, 6, 6)); x[0, 2, 2] = 16
+    >>> max_blur_pool2d(x, 2, 2, 3, circular=True)
+    array([[[1., 3., 0.],
+            [3., 9., 0.],
+            [0., 0., 0.]]])
+    >>> max_blur_pool2d(np.ones((7, 8), np.float32)).shape
+    (3, 4)
+    >>> max_blur_pool2d(np.ones((4, 4)), size=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: size must be an int >= 1 or a pair of them, got 0
+    """
+    size_ = pair(size, "size")
+    stride_ = pair(stride, "stride")
+    m = _blur_size(blur_size)
+    circ = check_flag(circular, "circular")
+    planes, lead = as_planes(x)
+    _check_fits(planes, size_, circ)
+    return restore_planes(_blurpool(planes, size_, stride_, 0, 1, m, circ), lead)
+
+
+def aps_downsample(
+    x: Any, stride: Any = 2, *, circular_pad_odd: bool = True, return_phase: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Adaptive polyphase sampling: keep the polyphase component of largest norm.
+
+    Chaman & Dokmanic (2021), ``aps_downsample_v2`` with the ``'l2'``
+    criterion: of the ``sh * sw`` components ``x[..., i::sh, j::sw]`` keep, per
+    sample, the one whose l2 norm over (C, H', W') is largest; all channels
+    take the same component. Tested against a PyTorch rebuild of the
+    reference (``tests/data/golden_antialias.npz``, stride 2, square inputs)
+    and a brute-force loop over components.
+
+    Parameters
+    ----------
+    x : array_like, shape (H, W), (C, H, W) or (N, C, H, W)
+        4-D input chooses per sample ``n``; 2-D and 3-D input is one sample.
+    stride : int or (int, int), optional
+    circular_pad_odd : bool, keyword-only
+        If H (W) is not a multiple of the stride, wrap-pad at the bottom
+        (right) to the next multiple (the reference's ``aps_pad`` for stride
+        2). If False, such sizes raise ``ValueError``.
+    return_phase : bool, keyword-only
+        Also return the chosen phase ``(i, j)``.
+
+    Returns
+    -------
+    out : ndarray, shape (..., ceil(H / sh), ceil(W / sw)), dtype of ``x``
+    phase : ndarray of int64, shape (N, 2) for 4-D input, else (2,)
+        Only with ``return_phase``: row and column offset of the component.
+
+    Notes
+    -----
+    Components are ordered row-major (index ``i * sw + j``) and ties in the
+    norm go to the lowest index, so a constant input keeps phase (0, 0). The
+    squared values are summed in float64 after sorting, so the comparison is
+    exact and invariant to circular shifts (no tolerance is applied).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0., 1., 0., 2.],
+    ...               [0., 0., 0., 0.],
+    ...               [0., 3., 0., 0.],
+    ...               [0., 0., 0., 0.]])
+    >>> out, phase = aps_downsample(x, 2, return_phase=True)
+    >>> out, phase
+    (array([[1., 2.],
+           [3., 0.]]), array([0, 1]))
+    >>> aps_downsample(np.ones((2, 3, 3)), return_phase=True)[1]  # ties: lowest index
+    array([0, 0])
+    >>> aps_downsample(np.ones((3, 3)), circular_pad_odd=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: (H, W) = (3, 3) is not a multiple of stride=(2, 2); ...
+    """
+    stride_ = pair(stride, "stride")
+    pad_odd = check_flag(circular_pad_odd, "circular_pad_odd")
+    want_phase = check_flag(return_phase, "return_phase")
+    planes, lead = as_planes(x)
+    out, phase = _aps_planes(planes, lead, stride_, pad_odd)
+    out = restore_planes(out, lead)
+    return (out, _phase_out(phase, lead)) if want_phase else out
+
+
+def aps_pool2d(
+    x: Any,
+    size: Any = 2,
+    stride: Any = 2,
+    blur_size: int = 1,
+    *,
+    circular: bool = True,
+    return_phase: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Max pooling with APS subsampling (Chaman & Dokmanic 2021).
+
+    ``max(size, stride=1) -> blur(blur_size, stride=1) -> aps_downsample(stride)``,
+    the reference's ``circular_pad([0, 1, 0, 1]), nn.MaxPool2d(2, 1),
+    ApsPool(filt_size=blur_size, stride=2)``. Tested against a PyTorch rebuild
+    of that sequence (``tests/data/golden_antialias.npz``).
+
+    Parameters
+    ----------
+    x : array_like, shape (H, W), (C, H, W) or (N, C, H, W)
+    size : int or (int, int), optional
+        Max window; ``1`` skips the max (pure APS, after the optional blur).
+    stride : int or (int, int), optional
+        APS stride.
+    blur_size : int, optional
+        Binomial blur before APS, 1..7 (1 = none, the reference's default).
+    circular : bool, keyword-only
+        True (the default, as the reference): the max stage wrap-pads
+        ``size - 1`` at the bottom/right and keeps H, the blur wraps. Then for
+        H and W multiples of the stride, shifting the input circularly by any
+        ``(dy, dx)`` shifts the output circularly (barring exact ties of the
+        component norms). False: no padding for the max (``H - size + 1``) and
+        reflect padding for the blur (an APS after MaxBlurPool's stages).
+    return_phase : bool, keyword-only
+        Also return the chosen phase, as :func:`aps_downsample`.
+
+    Returns
+    -------
+    out : ndarray, dtype of ``x``
+        Circular: ``(..., ceil(H / sh), ceil(W / sw))``; otherwise
+        ``ceil((H - size + 1) / sh)``, likewise W.
+    phase : ndarray of int64
+        Only with ``return_phase``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(16.0).reshape(4, 4)
+    >>> aps_pool2d(x, return_phase=True)
+    (array([[10., 11.],
+           [14., 15.]]), array([1, 1]))
+
+    A circular shift of the input shifts the output circularly:
+
+    >>> x = np.random.default_rng(0).standard_normal((3, 8, 8))
+    >>> y = aps_pool2d(x)
+    >>> z = aps_pool2d(np.roll(x, (1, 3), axis=(-2, -1)))
+    >>> [(k, l) for k in range(4) for l in range(4) if np.array_equal(z, np.roll(y, (k, l), axis=(-2, -1)))]
+    [(0, 2)]
+    """
+    size_ = pair(size, "size")
+    stride_ = pair(stride, "stride")
+    m = _blur_size(blur_size)
+    circ = check_flag(circular, "circular")
+    want_phase = check_flag(return_phase, "return_phase")
+    planes, lead = as_planes(x)
+    _check_fits(planes, size_, circ)
+    out, phase = _aps_pool(planes, lead, size_, stride_, m, circ)
+    out = restore_planes(out, lead)
+    return (out, _phase_out(phase, lead)) if want_phase else out
+
+
+# ----------------------------------------------------------------------------- the pooling modes
+#
+# What pool2d(x, mode, ...), the stack's mode(...) and `poolcli run --pool mode`
+# call: the same cores as the public functions above, with pool2d's parameter
+# names (stride defaults to size; padding_mode='circular' wraps every step).
+
+
+def _mode_args(size: Any, stride: Any, blur_size: Any, padding_mode: Any) -> tuple:
+    circular = check_padding_mode(padding_mode)
+    size_ = pair(size, "size")
+    stride_ = size_ if stride is None else pair(stride, "stride")
+    return size_, stride_, _blur_size(blur_size), circular
+
+
+def blurpool_mode(
+    x: Any, size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, *, blur_size: int = 3,
+    padding_mode: str = "default",
+) -> np.ndarray:
+    """The ``blurpool`` mode: max with ``size``, stride 1, ``padding`` and ``dilation``, then BlurPool(``stride``).
+
+    :func:`max_blur_pool2d` with pool2d's parameters (Zhang 2019,
+    adobe/antialiased-cnns' MaxBlurPool).
+
+    >>> blurpool_mode(np.arange(16.0).reshape(4, 4), 2).shape
+    (2, 2)
+    """
+    size_, stride_, m, circular = _mode_args(size, stride, blur_size, padding_mode)
+    planes, lead = as_planes(x)
+    return restore_planes(_blurpool(planes, size_, stride_, padding, dilation, m, circular), lead)
+
+
+def blur_mode(
+    x: Any, size: Any, stride: Any = None, *, blur_size: int = 3, padding_mode: str = "default"
+) -> np.ndarray:
+    """The ``blur`` mode: :func:`blur2d` alone (``size`` only sets the default stride).
+
+    >>> blur_mode(np.ones((4, 4)), 2)
+    array([[1., 1.],
+           [1., 1.]])
+    """
+    _, stride_, m, circular = _mode_args(size, stride, blur_size, padding_mode)
+    planes, lead = as_planes(x)
+    return restore_planes(_blur_planes(planes, stride_, m, circular), lead)
+
+
+def aps_mode(
+    x: Any, size: Any, stride: Any = None, *, blur_size: int = 1, padding_mode: str = "default"
+) -> np.ndarray:
+    """The ``aps`` mode: max with ``size`` and stride 1, an optional blur, then APS (``stride``).
+
+    :func:`aps_pool2d` with pool2d's parameters; ``blur_size=1`` (no blur)
+    by default, as :func:`aps_pool2d` and the reference. Not circular (the
+    default ``padding_mode``): no padding for the max and reflect for the
+    blur; ``'circular'``: wrapped everywhere.
+
+    >>> aps_mode(np.arange(16.0).reshape(4, 4), 2, padding_mode="circular")
+    array([[10., 11.],
+           [14., 15.]])
+    """
+    size_, stride_, m, circular = _mode_args(size, stride, blur_size, padding_mode)
+    planes, lead = as_planes(x)
+    out, _ = _aps_pool(planes, lead, size_, stride_, m, circular)
+    return restore_planes(out, lead)

@@ -1,0 +1,601 @@
+"""PyTorch's pooling ops as NumPy cores, to the last bit.
+
+Knows: max / min / avg / lp pooling (banded and threaded on
+:mod:`poolcli._bands`), adaptive and global pooling, max pooling with indices
+and unpooling, with the semantics of ``torch.nn.functional`` (``max_pool2d``,
+``avg_pool2d``, ``lp_pool2d``, ``adaptive_{max,avg}_pool2d``,
+``max_pool2d(return_indices=True)``, ``max_unpool2d``), tested against
+fixtures that PyTorch 2.13 produced (``tests/data/make_golden.py``).
+
+How the cores compute (no Python loop over pixels):
+
+* max / min: the input is padded with -inf / +inf and reduced separably, first
+  along rows then along columns, by a loop over the window offsets with strided
+  views, band by band. Max is exact, so separability changes nothing; a band
+  whose result holds a zero and whose input a -0.0 is redone columns first,
+  PyTorch's row-major "first maximum wins" order. NaN propagates.
+* avg: a loop over the ``kh * kw`` window offsets in row-major order adding
+  strided views into an accumulator of the input dtype, then one division by
+  the divisor: PyTorch's CPU kernel's order, so results are bit-identical.
+* lp: PyTorch's composition ``(avg(x**p) * kh * kw) ** (1/p)`` (composition
+  goes downward, as in ``torch/nn/functional.py``).
+
+Imports: numpy, :mod:`poolcli._checks`, :mod:`poolcli._bands` and
+:mod:`.geometry` only.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .._bands import extend, run_bands, scratch
+from .._checks import as_planes, is_int, pair, restore_planes
+from .geometry import (
+    PoolGeometry,
+    adaptive_bins,
+    check_divisor_override,
+    check_padding_mode,
+    padding_sides,
+    pad_planes,
+    pool_geometry,
+    read_extent,
+    window_taps,
+)
+
+ADAPTIVE_MODES = ("max", "avg", "min")
+
+__all__ = [
+    "ADAPTIVE_MODES",
+    "max_pool2d",
+    "min_pool2d",
+    "avg_pool2d",
+    "lp_pool2d",
+    "adaptive_pool2d",
+    "global_pool2d",
+    "max_pool2d_with_indices",
+    "unpool2d",
+    "check_p",
+]
+
+
+# ----------------------------------------------------------------------------- bands
+
+
+def _band_input(a: np.ndarray, g: PoolGeometry, p0, p1, r0, r1, fill: float, circular: bool) -> np.ndarray:
+    """The padded input rows that output rows r0:r1 read (a view when no padding is involved)."""
+    top, left = g.pads[0], g.pads[2]
+    start = r0 * g.stride[0] - top
+    stop = (r1 - 1) * g.stride[0] - top + g.effective_size[0]
+    need_w = read_extent(g)[1]
+    return extend(a[p0:p1], (start, stop), (-left, need_w - left), "wrap" if circular else "constant", fill,
+                         key="band")
+
+
+def _run(a: np.ndarray, g: PoolGeometry, work) -> np.ndarray:
+    """``work(out, p0, p1, r0, r1)`` over the bands of output rows; returns ``out`` (P, OH, OW)."""
+    out = np.empty((a.shape[0],) + g.out, dtype=a.dtype)
+    row_bytes = a.shape[2] * a.itemsize * g.stride[0]
+    run_bands(lambda *t: work(out, *t), a.shape[0], g.out[0], row_bytes, a.size)
+    return out
+
+
+def _extreme_band(band: np.ndarray, g: PoolGeometry, n_rows: int, ufunc, dst: np.ndarray, rows_first: bool) -> None:
+    """Separable max/min of one band into ``dst`` (n_rows output rows).
+
+    ``ufunc(new, acc)``: on equal values NumPy's maximum/minimum return the
+    second operand, so the accumulator (the earlier tap) wins, as in PyTorch.
+    """
+    (kh, kw), (sh, sw), (dh, dw), ow = g.size, g.stride, g.dilation, g.out[1]
+
+    def rows(src, i):
+        return src[:, i * dh : i * dh + (n_rows - 1) * sh + 1 : sh, :]
+
+    def cols(src, j):
+        return src[:, :, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
+
+    first, second, k1, k2 = (rows, cols, kh, kw) if rows_first else (cols, rows, kw, kh)
+    v0 = first(band, 0)
+    acc = scratch("extreme", v0.shape, v0.dtype)
+    np.copyto(acc, v0)
+    for i in range(1, k1):
+        ufunc(first(band, i), acc, out=acc)
+    np.copyto(dst, second(acc, 0))
+    for j in range(1, k2):
+        ufunc(second(acc, j), dst, out=dst)
+
+
+def _reduce_extreme(a: np.ndarray, g: PoolGeometry, ufunc, fill: float, circular: bool = False) -> np.ndarray:
+    """Max (``np.maximum``) or min (``np.minimum``) pooling of (P, H, W), banded and threaded.
+
+    Rows are reduced first, for contiguous inner loops. That can differ from
+    PyTorch's row-major "first extreme wins" only in the sign of a zero result
+    when the window holds both -0.0 and +0.0; a band whose output has a zero
+    and whose input has a -0.0 is therefore redone columns first (within each
+    row, then the topmost row), which is PyTorch's order.
+    """
+
+    def work(out, p0, p1, r0, r1):
+        band = _band_input(a, g, p0, p1, r0, r1, fill, circular)
+        dst = out[p0:p1, r0:r1]
+        _extreme_band(band, g, r1 - r0, ufunc, dst, rows_first=True)
+        if (dst == 0).any() and (np.signbit(band) & (band == 0)).any():
+            _extreme_band(band, g, r1 - r0, ufunc, dst, rows_first=False)
+
+    return _run(a, g, work)
+
+
+def tap_counts(n: int, n_out: int, k: int, s: int, d: int, p0: int, lo: int, hi: int) -> np.ndarray:
+    """Per output index, how many window taps fall in [lo, hi) of the input axis."""
+    starts = np.arange(n_out)[:, None] * s - p0
+    pos = starts + np.arange(k)[None, :] * d
+    return ((pos >= lo) & (pos < hi)).sum(axis=1)
+
+
+def _divisors(g: PoolGeometry, hw, count_include_pad: bool, divisor_override, circular: bool):
+    """(per-row, per-column) tap counts whose outer product is avg's divisor."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = g.size, g.stride, g.dilation, g.out
+    h, w = hw
+    top, bottom, left, right = g.pads
+    if divisor_override is not None:
+        return np.ones(oh, dtype=np.int64), np.full(ow, divisor_override, dtype=np.int64)
+    if circular:  # every tap reads a real (wrapped) value
+        return np.full(oh, kh), np.full(ow, kw)
+    if count_include_pad and not g.same:
+        return (tap_counts(h, oh, kh, sh, dh, top, -top, h + bottom),
+                tap_counts(w, ow, kw, sw, dw, left, -left, w + right))
+    return tap_counts(h, oh, kh, sh, dh, top, 0, h), tap_counts(w, ow, kw, sw, dw, left, 0, w)
+
+
+def _avg(a: np.ndarray, g: PoolGeometry, count_include_pad: bool, divisor_override, circular: bool = False) -> np.ndarray:
+    """Average pooling of (P, H, W), banded and threaded, summing in PyTorch's order (bit-identical)."""
+    kh, kw = g.size
+    (sh, sw), (dh, dw), ow = g.stride, g.dilation, g.out[1]
+    ch, cw = _divisors(g, a.shape[1:], count_include_pad, divisor_override, circular)
+    # The divisor is the outer product ch x cw; one number when it is constant
+    # (no padding or overhang counted differently), else built band by band.
+    constant = bool((ch == ch[0]).all() and (cw == cw[0]).all())
+    scalar = a.dtype.type(int(ch[0]) * int(cw[0])) if constant else None
+
+    def work(out, p0, p1, r0, r1):
+        band = _band_input(a, g, p0, p1, r0, r1, 0.0, circular)
+        acc = out[p0:p1, r0:r1]
+        n = r1 - r0
+        acc.fill(0)
+        # Row-major over the window, into an accumulator of the input dtype,
+        # as PyTorch's CPU kernel sums (padded taps add exact zeros).
+        for i in range(kh):
+            rows = band[:, i * dh : i * dh + (n - 1) * sh + 1 : sh, :]
+            for j in range(kw):
+                acc += rows[:, :, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
+        if constant:
+            if scalar != 0:
+                np.divide(acc, scalar, out=acc)
+            else:
+                acc.fill(0)
+            return
+        div = np.multiply.outer(ch[r0:n + r0], cw).astype(a.dtype)
+        empty = div == 0  # a window that counts nothing gives 0, as in PyTorch
+        div[empty] = 1
+        np.divide(acc, div, out=acc)
+        if empty.any():
+            acc[:, empty] = 0
+
+    return _run(a, g, work)
+
+
+def _torch_pow(x: np.ndarray, p: float) -> np.ndarray:
+    """``x ** p`` with the exact fast paths of PyTorch's ``pow(tensor, scalar)``."""
+    if p == 1:
+        return x.copy()
+    if p == 2:
+        return x * x
+    if p == 3:
+        return x * x * x
+    if p == 0.5:
+        return np.sqrt(x)
+    if p == -1:
+        return np.reciprocal(x)
+    if p == -2:
+        return np.reciprocal(x * x)
+    with np.errstate(invalid="ignore"):
+        return np.power(x, x.dtype.type(p))
+
+
+def check_p(p: Any) -> float:
+    """The norm of lp pooling: required, a finite number > 0."""
+    if p is None:
+        raise ValueError("p (the norm of lp pooling) is required for mode='lp', got None")
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not math.isfinite(p) or p <= 0:
+        raise ValueError(f"p must be a finite number > 0, got {p!r}")
+    return float(p)
+
+
+# ----------------------------------------------------------------------------- the window modes
+
+
+def _setup(x, size, stride, padding, dilation, ceil_mode, divisor_override, padding_mode, p=None, lp=False):
+    """Validate in pool2d's order; returns (planes, lead, geometry, circular, p)."""
+    circular = check_padding_mode(padding_mode)
+    check_divisor_override(divisor_override)
+    pnorm = check_p(p) if lp else None
+    planes, lead = as_planes(x)
+    g = pool_geometry(planes.shape[1:], size, stride, padding, dilation, ceil_mode)
+    return planes, lead, g, circular, pnorm
+
+
+def max_pool2d(x: Any, size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None, *,
+               padding_mode: str = "default") -> np.ndarray:
+    """Max pooling, ``F.max_pool2d`` (pads with -inf). Arguments as :func:`poolcli.pooling.pool2d`.
+
+    ``count_include_pad`` and ``divisor_override`` do not apply (checked, then
+    ignored): every window mode takes the same parameter list.
+
+    >>> max_pool2d(np.arange(16.0).reshape(4, 4), 2)
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    planes, lead, g, circular, _ = _setup(x, size, stride, padding, dilation, ceil_mode, divisor_override, padding_mode)
+    return restore_planes(_reduce_extreme(planes, g, np.maximum, -np.inf, circular), lead)
+
+
+def min_pool2d(x: Any, size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None, *,
+               padding_mode: str = "default") -> np.ndarray:
+    """Min pooling, ``-F.max_pool2d(-x)`` (pads with +inf). Arguments as :func:`max_pool2d`.
+
+    >>> min_pool2d(np.arange(16.0).reshape(4, 4), 2)
+    array([[ 0.,  2.],
+           [ 8., 10.]])
+    """
+    planes, lead, g, circular, _ = _setup(x, size, stride, padding, dilation, ceil_mode, divisor_override, padding_mode)
+    return restore_planes(_reduce_extreme(planes, g, np.minimum, np.inf, circular), lead)
+
+
+def avg_pool2d(x: Any, size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None, *,
+               padding_mode: str = "default") -> np.ndarray:
+    """Average pooling, ``F.avg_pool2d`` (with dilation too). Arguments as :func:`poolcli.pooling.pool2d`.
+
+    >>> avg_pool2d(np.arange(16.0).reshape(4, 4), 2)
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
+    planes, lead, g, circular, _ = _setup(x, size, stride, padding, dilation, ceil_mode, divisor_override, padding_mode)
+    return restore_planes(_avg(planes, g, bool(count_include_pad), divisor_override, circular), lead)
+
+
+def lp_pool2d(x: Any, size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
+              count_include_pad: bool = True, divisor_override: int | None = None, *,
+              padding_mode: str = "default", p: float) -> np.ndarray:
+    """Power-average pooling, ``F.lp_pool2d``: ``(avg(x**p) * kh * kw) ** (1/p)``.
+
+    PyTorch's composition over :func:`avg_pool2d`'s core: the p-norm of each
+    full window. ``p`` (keyword-only, required) is a finite number > 0.
+
+    >>> lp_pool2d(np.array([[3.0, 4.0]]), (1, 2), p=2)
+    array([[5.]])
+    """
+    planes, lead, g, circular, pnorm = _setup(x, size, stride, padding, dilation, ceil_mode, divisor_override,
+                                              padding_mode, p, lp=True)
+    avg = _avg(_torch_pow(planes, pnorm), g, bool(count_include_pad), divisor_override, circular)
+    with np.errstate(invalid="ignore"):
+        out = _torch_pow(avg * planes.dtype.type(g.size[0] * g.size[1]), 1.0 / pnorm)
+    return restore_planes(out, lead)
+
+
+# ----------------------------------------------------------------------------- adaptive / global
+
+
+def _adaptive_axis(a: np.ndarray, axis: int, n_out: int, ufunc, fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce ``a`` over adaptive bins along ``axis`` with ``ufunc.reduceat``.
+
+    Bins may overlap, so reduceat gets the interleaved index list
+    [s0, e0, s1, e1, ...] and every second result is kept; one padding element
+    keeps every index in range. ``reduceat`` keeps the later of equal values,
+    so for max the axis is reversed: the earliest tap wins, as in PyTorch
+    (which matters only for the sign of a zero).
+    """
+    n = a.shape[axis]
+    starts, ends = adaptive_bins(n, n_out)
+    if ufunc is np.maximum:
+        a = np.flip(a, axis)
+        starts, ends = n - ends, n - starts
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (0, 1)
+    ap = np.pad(a, pad, constant_values=fill)
+    idx = np.stack([starts, ends], axis=1).ravel()
+    red = ufunc.reduceat(ap, idx, axis=axis)
+    sl = [slice(None)] * a.ndim
+    sl[axis] = slice(0, None, 2)
+    return red[tuple(sl)], ends - starts
+
+
+_EXACT_TAPS = 64  # adaptive avg: up to this many window offsets, sum in PyTorch's order
+
+
+def _adaptive_avg(a: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    """Adaptive average, bit-identical to PyTorch where that is cheap.
+
+    PyTorch's CPU kernel sums each bin row-major in the input dtype and divides
+    by the bin height, then by its width. With few window offsets (the usual
+    case: output a sizeable fraction of the input) that is reproduced exactly
+    by a loop over the offsets with masked gathers; for large bins (a loop
+    over nearly every pixel) the bins are summed in float64 with ``reduceat``
+    and rounded once, within 1e-6 relative of PyTorch (which uses ``mean`` for
+    1x1 outputs anyway).
+    """
+    h, w = a.shape[1:]
+    sh, eh = adaptive_bins(h, oh)
+    sw, ew = adaptive_bins(w, ow)
+    lh, lw = eh - sh, ew - sw
+    if int(lh.max()) * int(lw.max()) > _EXACT_TAPS:
+        wide = a.astype(np.float64)
+        s, _ = _adaptive_axis(wide, 2, ow, np.add, 0.0)
+        s, _ = _adaptive_axis(s, 1, oh, np.add, 0.0)
+        return (s / np.multiply.outer(lh, lw)).astype(a.dtype)
+    acc = np.zeros((a.shape[0], oh, ow), dtype=a.dtype)
+    zero = a.dtype.type(0)
+    for th in range(int(lh.max())):
+        rows = a[:, np.minimum(sh + th, eh - 1), :]
+        row_ok = (th < lh)[:, None]
+        for tw in range(int(lw.max())):
+            tap = rows[:, :, np.minimum(sw + tw, ew - 1)]
+            acc += np.where(row_ok & (tw < lw)[None, :], tap, zero)
+    return acc / lh.astype(a.dtype)[:, None] / lw.astype(a.dtype)[None, :]
+
+
+def adaptive_pool2d(x: Any, mode: str, output_size: Any) -> np.ndarray:
+    """Adaptive pooling to a fixed output size, as ``F.adaptive_{max,avg}_pool2d``.
+
+    Output cell ``(i, j)`` pools rows ``floor(i*H/OH) .. ceil((i+1)*H/OH) - 1``
+    and likewise columns (PyTorch's start/end rule); windows may overlap when
+    OH does not divide H, and OH may exceed H.
+
+    Parameters
+    ----------
+    x : array_like, shape (H, W), (C, H, W) or (N, C, H, W)
+    mode : {'max', 'avg', 'min'}
+    output_size : int or (int or None, int or None)
+        ``None`` keeps that input dimension.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(25, dtype=np.float64).reshape(5, 5)
+    >>> adaptive_pool2d(x, "max", 2)
+    array([[12., 14.],
+           [22., 24.]])
+    >>> adaptive_pool2d(x, "avg", (1, None)).shape
+    (1, 5)
+    """
+    mode = str(mode).lower()
+    if mode not in ADAPTIVE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(ADAPTIVE_MODES)} for adaptive pooling, got {mode!r}")
+    planes, lead = as_planes(x)
+    h, w = planes.shape[1:]
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        osz = (h if output_size[0] is None else output_size[0], w if output_size[1] is None else output_size[1])
+    else:
+        osz = output_size
+    oh, ow = pair(osz, "output_size")
+    if mode == "avg":
+        out = _adaptive_avg(planes, oh, ow)
+    else:
+        src = planes if mode == "max" else -planes
+        m, _ = _adaptive_axis(src, 2, ow, np.maximum, -np.inf)
+        m, _ = _adaptive_axis(m, 1, oh, np.maximum, -np.inf)
+        out = m if mode == "max" else -m
+    return restore_planes(out, lead)
+
+
+def global_pool2d(x: Any, mode: str) -> np.ndarray:
+    """Global max / avg / min pooling: one value per plane, shape ``(..., 1, 1)``.
+
+    Equals ``adaptive_pool2d(x, mode, 1)`` (PyTorch computes its 1x1 case
+    with ``mean``); avg sums in float64.
+
+    >>> import numpy as np
+    >>> global_pool2d(np.arange(6.0).reshape(2, 3), "avg")
+    array([[2.5]])
+    """
+    mode = str(mode).lower()
+    if mode not in ADAPTIVE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(ADAPTIVE_MODES)} for global pooling, got {mode!r}")
+    planes, lead = as_planes(x)
+    if mode in ("max", "min"):
+        out = planes.max(axis=(1, 2), keepdims=True) if mode == "max" else planes.min(axis=(1, 2), keepdims=True)
+        if (out == 0).any():  # the sign of a zero: PyTorch's first-in-row-major rule
+            return adaptive_pool2d(x, mode, 1)
+    else:
+        out = planes.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(planes.dtype)
+    return restore_planes(out, lead)
+
+
+# ----------------------------------------------------------------------------- max with indices
+
+
+def _first_real(n_out: int, s: int, d: int, p0: int) -> np.ndarray:
+    """Per window, the first tap position >= 0 (PyTorch's ``while (ih0 < 0) ih0 += dilation``)."""
+    start = np.arange(n_out, dtype=np.int64) * s - p0
+    return np.where(start < 0, start + (-(start) + d - 1) // d * d, start)
+
+
+def max_pool2d_with_indices(
+    x: Any,
+    size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling that also returns where each maximum came from, as PyTorch does.
+
+    Equals ``F.max_pool2d(x, size, stride, padding, dilation, ceil_mode,
+    return_indices=True)`` bit for bit (values and indices), tested on golden
+    fixtures with ties, NaN, -inf, padding, dilation and ceil mode.
+
+    Conventions (PyTorch's CPU kernel): an index is the flat position
+    ``ih * W + iw`` in the input plane (int64). Taps are scanned in row-major
+    window order and a tap replaces the current best when ``val > best or
+    isnan(val)``: the first maximum wins ties (also between -0.0 and +0.0), a
+    NaN wins over any number, and of several NaNs the last one wins. Padded
+    taps are never chosen: a window whose input taps are all -inf gives -inf at
+    the index of its first input tap. A window with no input tap at all (only
+    possible with per-side or 'same' padding and dilation) gives -inf and
+    index -1.
+
+    Returns
+    -------
+    out : numpy.ndarray, shape (..., OH, OW), x's float dtype
+    indices : numpy.ndarray of int64, the same shape
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1., 5., 5., 0.], [2., 3., 4., 8.]])
+    >>> out, idx = max_pool2d_with_indices(x, 2)
+    >>> out
+    array([[5., 8.]])
+    >>> idx
+    array([[1, 7]])
+    """
+    planes, lead = as_planes(x)
+    h, w = planes.shape[1:]
+    g = pool_geometry((h, w), size, stride, padding, dilation, ceil_mode)
+    (sh, sw), (dh, dw), (oh, ow) = g.stride, g.dilation, g.out
+    top, left = g.pads[0], g.pads[2]
+    xp = pad_planes(planes, g, -np.inf)
+    r0 = _first_real(oh, sh, dh, top)
+    c0 = _first_real(ow, sw, dw, left)
+    init = np.where((r0 < h)[:, None] & (c0 < w)[None, :], r0[:, None] * w + c0[None, :], -1)
+    best = np.full((planes.shape[0], oh, ow), -np.inf, dtype=planes.dtype)
+    idx = np.broadcast_to(init, best.shape).copy()
+    rstart = np.arange(oh, dtype=np.int64) * sh - top
+    cstart = np.arange(ow, dtype=np.int64) * sw - left
+    for i, j, v in window_taps(xp, g):
+        upd = (v > best) | np.isnan(v)
+        if upd.any():
+            np.copyto(best, v, where=upd)
+            tap = (rstart + i * dh)[:, None] * w + (cstart + j * dw)[None, :]
+            np.copyto(idx, np.broadcast_to(tap, idx.shape), where=upd)
+    return restore_planes(best, lead), restore_planes(idx, lead)
+
+
+# ----------------------------------------------------------------------------- unpooling
+
+
+def unpool2d(
+    pooled: Any,
+    indices: Any,
+    size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    output_size: Any = None,
+) -> np.ndarray:
+    """Place each pooled value back at its index, zeros elsewhere: ``F.max_unpool2d``.
+
+    The inverse companion of :func:`max_pool2d_with_indices` (a picture of what
+    max pooling kept). Equal to ``torch.nn.functional.max_unpool2d`` on the
+    golden fixtures.
+
+    Parameters
+    ----------
+    pooled : array_like, shape (H, W), (C, H, W) or (N, C, H, W)
+    indices : array_like of ints, the shape of ``pooled``
+        Flat positions ``ih * W_out + iw`` in each output plane.
+    size, stride : int or (int, int)
+        The pooling window and stride (stride defaults to size).
+    padding : int, (int, int), (top, bottom, left, right), 'valid' or 'same'
+        'same' needs ``output_size`` (the pooled size does not determine it).
+    output_size : (H, W), or with leading dims like PyTorch ((N, C, H, W)), optional
+        Default ``(H_in - 1) * stride - pad_top - pad_bottom + size`` per axis
+        (PyTorch's ``(H_in - 1) * stride - 2 * padding + size``). Like PyTorch,
+        a given size must lie strictly between ``default - stride`` and
+        ``default + stride``; with 'same', ``ceil(H / stride)`` must be H_in.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., H, W), pooled's float dtype
+        When several values share an index, the last one in row-major order
+        wins (PyTorch's CPU kernel writes serially within a plane).
+
+    Raises
+    ------
+    ValueError
+        For indices of another shape or non-integer dtype, an index outside
+        ``[0, H * W)`` (also -1, the index of a window that held no input), or
+        an output_size out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1., 5., 5., 0.], [2., 3., 4., 8.]])
+    >>> out, idx = max_pool2d_with_indices(x, 2)
+    >>> unpool2d(out, idx, 2)
+    array([[0., 5., 0., 0.],
+           [0., 0., 0., 8.]])
+    """
+    planes, lead = as_planes(pooled, "pooled")
+    ind = np.asarray(indices)
+    if ind.shape != tuple(lead) + planes.shape[1:]:
+        want = tuple(lead) + planes.shape[1:]
+        raise ValueError(f"indices must have the shape of pooled {want}, got shape {ind.shape}")
+    if ind.dtype.kind not in "iu":
+        raise ValueError(f"indices must be an integer array, got dtype {ind.dtype}")
+    kh, kw = pair(size, "size")
+    sh, sw = (kh, kw) if stride is None else pair(stride, "stride")
+    pads = padding_sides(padding)
+    ih, iw = planes.shape[1:]
+    if output_size is not None:
+        if isinstance(output_size, (tuple, list, np.ndarray)) and 2 <= len(output_size) <= 4:
+            osz = tuple(output_size)[-2:]
+        else:
+            raise ValueError(f"output_size must be (H, W) or a shape ending in (H, W), got {output_size!r}")
+        if not all(is_int(v) and v >= 1 for v in osz):
+            raise ValueError(f"output_size must hold ints >= 1, got {output_size!r}")
+        oh, ow = int(osz[0]), int(osz[1])
+    if pads is None:
+        if output_size is None:
+            raise ValueError(
+                "padding='same' needs output_size (the pooled size does not determine it), got output_size=None"
+            )
+        for name, n, n_in, s in (("H", oh, ih, sh), ("W", ow, iw, sw)):
+            if -(-n // s) != n_in:
+                raise ValueError(
+                    f"invalid output_size {output_size!r}: with padding='same' and stride {s}, "
+                    f"{name}={n} pools to {-(-n // s)}, not the pooled {n_in}"
+                )
+    else:
+        dflt = ((ih - 1) * sh + kh - pads[0] - pads[1], (iw - 1) * sw + kw - pads[2] - pads[3])
+        if output_size is None:
+            oh, ow = dflt
+        else:
+            for d, (n, df, s) in enumerate(zip((oh, ow), dflt, (sh, sw))):
+                if not df - s < n < df + s:
+                    raise ValueError(
+                        f"invalid output_size {output_size!r} (dim {d} must be between {df - s} and {df + s}, "
+                        "exclusive, as in PyTorch)"
+                    )
+        if oh < 1 or ow < 1:
+            raise ValueError(
+                f"the unpooled size {(oh, ow)} is empty for size={size!r}, stride={stride!r}, padding={padding!r}"
+            )
+    flat = ind.reshape(planes.shape[0], -1).astype(np.int64)
+    bad = (flat < 0) | (flat >= oh * ow)
+    if bad.any():
+        raise ValueError(
+            f"indices must lie in [0, {oh * ow}) for an output plane of {(oh, ow)}; found {int(flat[bad][0])}"
+        )
+    out = np.zeros((planes.shape[0], oh * ow), dtype=planes.dtype)
+    pos = (np.arange(planes.shape[0], dtype=np.int64)[:, None] * (oh * ow) + flat).ravel()
+    vals = planes.reshape(-1)
+    # Duplicates: the last one in row-major order wins (first occurrence in reverse).
+    _, first_rev = np.unique(pos[::-1], return_index=True)
+    keep = pos.size - 1 - first_rev
+    out.reshape(-1)[pos[keep]] = vals[keep]
+    return restore_planes(out.reshape(planes.shape[0], oh, ow), lead)
