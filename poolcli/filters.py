@@ -42,6 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from poolcli import kernels as K
+from poolcli._bands import extend, run_bands, scratch
 from poolcli._checks import as_planes, pair, restore_planes
 
 __all__ = [
@@ -523,74 +524,19 @@ def _origin(n: int) -> int:
     return -1 if n % 2 == 0 else 0
 
 
-# --------------------------------------------------------------------------- banded engine
+# --------------------------------------------------------------------------- correlation of bands
 #
 # Measured (benchmarks/, 3x3 Sobel on 4096^2 float32, 2-core machine):
 # scipy.ndimage.correlate1d twice took ~470 ms, 40x a memcpy, where OpenCV's
-# filter2D took ~29 ms. scipy converts every line to float64 and back; this
-# engine instead works on bands of rows that fit in cache, padded by index
-# maps (the boundary modes), accumulating in the band
-# in the input dtype as OpenCV does (float32 stays float32: a few ulp from a
+# filter2D took ~29 ms. scipy converts every line to float64 and back; the
+# filters instead run on poolcli._bands' engine: bands of rows that fit in
+# cache, extended by its boundary index maps, accumulating in the band in
+# the input dtype as OpenCV does (float32 stays float32: a few ulp from a
 # float64 sum; float64 input is summed in float64). Zero taps are skipped (so
 # dilation costs nothing), unit taps are additions.
 
-_BAND_BYTES = 1 << 20
-
-
-def _index_map(idx: np.ndarray, n: int, mode: str) -> np.ndarray:
-    """Source index of each (possibly out-of-range) index under a boundary mode."""
-    if mode == "nearest":
-        return np.clip(idx, 0, n - 1)
-    if mode == "wrap":
-        return idx % n
-    if mode == "reflect":  # d c b a | a b c d | d c b a
-        m = idx % (2 * n)
-        return np.where(m < n, m, 2 * n - 1 - m)
-    if mode == "mirror":  # d c b | a b c d | c b a
-        if n == 1:
-            return np.zeros_like(idx)
-        period = 2 * n - 2
-        m = idx % period
-        return np.where(m < n, m, period - m)
-    raise AssertionError(mode)
-
-
-def _band_rows(planes: np.ndarray, start: int, stop: int, cstart: int, cstop: int, mode: str, cval: float):
-    """Rows start:stop and columns cstart:cstop of the planes extended by the boundary mode."""
-    p, h, w = planes.shape
-    if mode == "constant":
-        buf = np.full((p, stop - start, cstop - cstart), cval, dtype=planes.dtype)
-        r0, r1, c0, c1 = max(start, 0), min(stop, h), max(cstart, 0), min(cstop, w)
-        if r1 > r0 and c1 > c0:
-            buf[:, r0 - start : r1 - start, c0 - cstart : c1 - cstart] = planes[:, r0:r1, c0:c1]
-        return buf
-    if start >= 0 and stop <= h:
-        sub = planes[:, start:stop]
-    else:
-        sub = planes[:, _index_map(np.arange(start, stop), h, mode)]
-    if cstart >= 0 and cstop <= w:
-        return sub[:, :, cstart:cstop]
-    cols = np.arange(cstart, cstop)
-    inside = (cols >= 0) & (cols < w)
-    n_left = int(np.argmax(inside)) if inside.any() else len(cols)
-    n_mid = int(inside.sum())
-    from ._threads import scratch
-
-    buf = scratch("band", (sub.shape[0], sub.shape[1], len(cols)), planes.dtype)
-    n_right = len(cols) - n_left - n_mid
-    if n_left:
-        buf[:, :, :n_left] = sub[:, :, _index_map(cols[:n_left], w, mode)]
-    if n_mid:
-        buf[:, :, n_left : n_left + n_mid] = sub[:, :, cols[n_left] : cols[n_left] + n_mid]
-    if n_right:
-        buf[:, :, n_left + n_mid :] = sub[:, :, _index_map(cols[n_left + n_mid :], w, mode)]
-    return buf
-
-
 def _accumulate(acc: np.ndarray | None, view: np.ndarray, weight: float, shape: tuple, dtype, key: str) -> np.ndarray | None:
     """``acc + weight * view`` in place; the first non-zero tap takes ``acc`` from scratch ``key``."""
-    from ._threads import scratch
-
     if weight == 0.0:
         return acc
     w = np.dtype(dtype).type(weight)
@@ -641,34 +587,29 @@ def _filter_planes(
     planes: np.ndarray, ks: list, combine: str, mode: str, cval: float, stride: tuple[int, int]
 ) -> np.ndarray:
     """(P, H, W) planes -> (P, ceil(H/sh), ceil(W/sw)) of the planes' dtype, band by band."""
-    from ._threads import run_tasks
-
     p, h, w = planes.shape
     sh, sw = stride
     oh, ow = -(-h // sh), -(-w // sw)
-    kh = max(k.shape[0] for k in ks)
     kw = max(k.shape[1] for k in ks)
     out = np.empty((p, oh, ow), dtype=planes.dtype)
     factors = [_factor(k) for k in ks]
-    rows_per = max(1, _BAND_BYTES // max(1, (w + kw) * planes.itemsize * sh))
-    tasks = [(q, r0, min(oh, r0 + rows_per)) for q in range(p) for r0 in range(0, oh, rows_per)]
 
-    def work(q: int, r0: int, r1: int) -> None:
+    def work(p0: int, p1: int, r0: int, r1: int) -> None:
         responses = []
         for n_k, (k, fac) in enumerate(zip(ks, factors)):
             ah, aw = (k.shape[0] - 1) // 2, (k.shape[1] - 1) // 2
-            start = r0 * sh - ah
-            stop = (r1 - 1) * sh - ah + k.shape[0]
-            buf = _band_rows(planes[q : q + 1], start, stop, -aw, (ow - 1) * sw - aw + k.shape[1], mode, cval)
+            rows = (r0 * sh - ah, (r1 - 1) * sh - ah + k.shape[0])
+            cols = (-aw, (ow - 1) * sw - aw + k.shape[1])
+            buf = extend(planes[p0:p1], rows, cols, mode, cval, key="band")
             r = _response(buf, k, fac, r1 - r0, ow, stride)
             # the next kernel reuses the scratch buffers: keep this response in out, or a copy
             responses.append(r if n_k == len(ks) - 1 else r.copy())
         if combine == "single":
-            out[q : q + 1, r0:r1] = responses[0]
+            out[p0:p1, r0:r1] = responses[0]
         else:
-            np.hypot(responses[0], responses[1], out=out[q : q + 1, r0:r1], casting="same_kind")
+            np.hypot(responses[0], responses[1], out=out[p0:p1, r0:r1], casting="same_kind")
 
-    run_tasks(work, tasks, parallel=planes.size >= (1 << 16))
+    run_bands(work, p, oh, (w + kw) * planes.itemsize * sh, planes.size)
     return out
 
 
