@@ -372,3 +372,58 @@ def batch_summary_line(summary: dict[str, Any]) -> str:
         + (f", {s['remaining']} not done" if s.get("remaining") else "")
         + f" in {s['seconds']:.1f} s ({s['images_per_second']:.1f} images/s)"
     )
+
+
+# ----------------------------------------------------------------------------- listings
+
+
+def filters_table() -> Table:
+    """``poolcli filters``: every named filter, what it does, its kernel(s)."""
+    import numpy as np
+
+    from .filters import list_filters
+
+    t = Table(title="Filters (--filter NAME, or in a stack)", show_lines=True)
+    t.add_column("name", no_wrap=True)
+    t.add_column("what it does")
+    t.add_column("kernel(s)", no_wrap=True)
+    for f in list_filters():
+        with np.printoptions(precision=4, suppress=True, linewidth=200):
+            ks = "\n\n".join(str(np.asarray(k)) for k in f.kernels)
+        if f.combine == "magnitude":
+            ks = "sqrt(a^2 + b^2) of\n" + ks
+        t.add_row(f.label, f.description, ks)
+    return t
+
+
+def presets_table() -> Table:
+    """``poolcli presets``: every preset with its stack string."""
+    from .stack import PRESETS
+
+    t = Table(title="Presets (--preset NAME)", show_lines=True)
+    t.add_column("name", no_wrap=True)
+    t.add_column("what it shows")
+    t.add_column("stack", overflow="fold")
+    for name, (desc, spec) in PRESETS.items():
+        t.add_row(name, desc, spec)
+    return t
+
+
+def modes_table() -> Table:
+    """``poolcli modes``: every pooling mode, what it computes, its parameters in positional order with defaults."""
+    from .ops import format_value, pool_mode_names, registry
+
+    t = Table(title="Pooling modes (--pool NAME, or NAME(...) in a stack)", show_lines=True)
+    t.add_column("mode", no_wrap=True)
+    t.add_column("what it computes")
+    t.add_column("parameters (positional order; = default)")
+    specs = registry()
+    for name in pool_mode_names():
+        spec = specs[name]
+        params = ", ".join(
+            p.name + ("" if p.required else "=" + ("the size" if p.name == "stride" and p.default is None
+                                                   else "none" if p.default is None else format_value(p.default)))
+            for p in spec.params
+        )
+        t.add_row(name, spec.summary, params)
+    return t
