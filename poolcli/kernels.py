@@ -193,6 +193,8 @@ def gaussian(sigma: float, truncate: float = 4.0) -> np.ndarray:
     sigma = _positive_float(sigma, "sigma")
     truncate = _positive_float(truncate, "truncate")
     radius = int(truncate * sigma + 0.5)
+    if radius == 0:  # one tap: [1] (and 1 / sigma**2 would overflow for a tiny sigma)
+        return np.ones(1)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     phi = np.exp(-0.5 / (sigma * sigma) * x * x)
     return phi / phi.sum()

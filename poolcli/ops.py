@@ -44,6 +44,8 @@ __all__ = [
     "BOUNDARY_MODES",
     "ACTIVATIONS",
     "format_value",
+    "excerpt",
+    "MAX_INT",
     "registry",
     "pool_mode_names",
     "modes_taking",
@@ -53,6 +55,26 @@ __all__ = [
 
 class BadValue(ValueError):
     """A value that does not fit its parameter (the message says what was expected)."""
+
+
+#: The largest int a size, stride, dilation, padding or output size may be: far above any image
+#: (Pillow refuses more than 2**31 pixels), and small enough that no index arithmetic overflows.
+MAX_INT = 2**31 - 1
+#: The largest |divisor_override| (PyTorch's is an int64).
+MAX_DIVISOR = 2**63 - 1
+
+
+def excerpt(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to about ``limit`` characters: messages quote values, never whole files.
+
+    >>> excerpt("x" * 100)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… (100 characters)"
+    """
+    text = repr(value) if not isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text
+    n = len(value) if isinstance(value, (str, bytes)) else len(text)
+    return f"{text[: limit - 4]}… ({n} characters)"
 
 
 # ----------------------------------------------------------------------------- values
@@ -85,12 +107,22 @@ def to_int(raw: Any) -> int:
     if isinstance(raw, bool):
         raise BadValue("expected an int")
     if isinstance(raw, int):
-        return raw
-    if isinstance(raw, float) and raw.is_integer():
-        return int(raw)
-    if isinstance(raw, str) and re.fullmatch(r"[+-]?\d+", raw.strip()):
-        return int(raw)
-    raise BadValue("expected an int")
+        v = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        v = int(raw)
+    elif isinstance(raw, str) and re.fullmatch(r"[+-]?\d{1,40}", raw.strip()):
+        v = int(raw)
+    else:
+        raise BadValue("expected an int")
+    if abs(v) > MAX_DIVISOR:
+        raise BadValue(f"must be between -{MAX_DIVISOR} and {MAX_DIVISOR}")
+    return v
+
+
+def _bounded(v: int) -> int:
+    if v > MAX_INT:
+        raise BadValue(f"must be at most {MAX_INT}")
+    return v
 
 
 def _ints(raw: Any, lengths: tuple[int, ...]) -> tuple[int, ...]:
@@ -100,7 +132,9 @@ def _ints(raw: Any, lengths: tuple[int, ...]) -> tuple[int, ...]:
         items = tuple(raw.lower().split("x"))
     else:
         items = (raw,)
-    vals = tuple(to_int(i) for i in items)
+    if len(items) > 4:
+        raise BadValue(f"expected {' or '.join(str(n) for n in lengths)} values like 2x3")
+    vals = tuple(_bounded(to_int(i)) for i in items)
     if len(vals) == 1 and 2 in lengths:
         vals = (vals[0], vals[0])
     if len(vals) not in lengths:
@@ -147,6 +181,14 @@ def to_float(raw: Any) -> float:
     return v
 
 
+def _norm(raw: Any) -> float:
+    """A norm or exponent p: > 0 and at most 1e6 (beyond that x**p overflows for any pixel above 1)."""
+    v = _positive_float(raw)
+    if v > 1e6:
+        raise BadValue("must be at most 1e6")
+    return v
+
+
 def _positive_float(raw: Any) -> float:
     v = to_float(raw)
     if v <= 0:
@@ -178,13 +220,13 @@ def _divisor(raw: Any) -> int:
     v = to_int(raw)
     if v == 0:
         raise BadValue("must be a non-zero int")
-    return v
+    return v  # to_int bounds it to an int64, as PyTorch's
 
 
 def _seed(raw: Any) -> int:
     v = to_int(raw)
-    if v < 0:
-        raise BadValue("must be >= 0")
+    if not 0 <= v < 2**63:
+        raise BadValue("must be >= 0 and below 2**63")
     return v
 
 
@@ -272,7 +314,7 @@ PARAMS: dict[str, Param] = {
         Param("divisor_override", _divisor, option="--divisor-override", cli_type=int,
               help="avg: divide by this instead."),
         Param("padding_mode", _word(("default", "circular")), "default"),
-        Param("p", _positive_float, aliases=("norm", "norm_type"), option="--p", cli_type=float,
+        Param("p", _norm, aliases=("norm", "norm_type"), option="--p", cli_type=float,
               help="lp: the norm p (required); gem: the exponent \\[default: 3].", needs="a norm", example="2"),
         Param("blur_size", _int_range(1, 7, " (binomial taps)"), 3, aliases=("blur", "m", "filt_size"),
               option="--blur-size", cli_type=int,

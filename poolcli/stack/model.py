@@ -38,6 +38,7 @@ from ..ops import (
     OpSpec,
     Param,
     closest,
+    excerpt,
     format_value,
     registry,
 )
@@ -212,7 +213,7 @@ def canonical_name(word: str) -> str:
         near = list(dict.fromkeys(STAGE_ALIASES.get(n, n) for n in near))
         words = [repr(n) for n in near]
         hint = f"; did you mean {', '.join(words[:-1]) + ' or ' + words[-1] if len(words) > 1 else words[0]}?" if near else ""
-        raise ArgError(f"unknown stage {word!r}{hint} (known: {', '.join(sorted(specs))})")
+        raise ArgError(f"unknown stage {excerpt(word)}{hint} (known: {', '.join(sorted(specs))})")
     return name
 
 
@@ -234,13 +235,13 @@ def _assign(spec: OpSpec, args: list[tuple[str | None, Any]]) -> dict[str, tuple
         p = spec.param(key.lower())
         if p is None:
             known = ", ".join(q.name for q in spec.params) or "none"
-            raise ArgError(f"{name}: unknown argument {key!r} (known: {known})", i)
+            raise ArgError(f"{name}: unknown argument {excerpt(key)} (known: {known})", i)
         if p.name in given:
             raise ArgError(f"{name}: argument {p.name!r} given twice", i)
         try:
             given[p.name] = (p.convert(raw), i)
         except BadValue as exc:
-            raise ArgError(f"{name}: {p.name}={raw!r}: {exc}", i) from None
+            raise ArgError(f"{name}: {p.name}={excerpt(raw)}: {exc}", i) from None
     return given
 
 
@@ -269,8 +270,8 @@ def make_op(name: str, args: list[tuple[str | None, Any]] | dict[str, Any] = ())
         _validate(op)
     except _PaddingError as exc:
         raise ArgError(f"{spec.name}: {exc}", given["padding"][1] if "padding" in given else None) from None
-    except (ValueError, MemoryError) as exc:
-        msg = "too large to build" if isinstance(exc, MemoryError) else str(exc)
+    except (ValueError, MemoryError, OverflowError, ZeroDivisionError) as exc:
+        msg = "too large to build" if isinstance(exc, MemoryError) else str(exc)[:300]
         raise ArgError(f"{spec.name}: {msg}") from None
     return op
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import StackSpecError, UsageError
-from ..ops import PARAMS, BadValue, closest, format_value, pool_mode_names, registry
+from ..ops import PARAMS, BadValue, closest, excerpt, format_value, pool_mode_names, registry
 from .model import PRESETS, ArgError, FileArg, Op, Stack, Stage, make_op, parse
 
 __all__ = [
@@ -57,26 +58,64 @@ def _digest(path: str) -> str:
     return h.hexdigest()
 
 
-def load_file_arg(op: Op, key: str, value: Any) -> FileArg:
-    """The file that parameter ``key`` of ``op`` names, loaded (a FileArg that is loaded is returned as is).
+#: The largest file a stack reads: a config, a kernel, weights. A config is a few hundred bytes; a
+#: 1025 x 1025 float64 kernel (the named filters' largest) is 8 MiB.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_ARRAY_BYTES = 64 << 20
+#: The largest custom kernel, per side: the named filters' cap (box and gaussian stop at 1025 taps).
+MAX_KERNEL_SIDE = 1025
 
-    Raises ValueError with a one-line reason (not found, unreadable, bad content).
+
+def check_regular_file(path: str, what: str, limit: int) -> None:
+    """Refuse what is not a regular file (a FIFO would block forever, a device never ends) or is too big.
+
+    Raises ValueError (one line naming ``what`` and the path); FileNotFoundError when it does not exist.
     """
-    if isinstance(value, FileArg) and value.array is not None:
-        return value
-    path = str(value)
+    st = os.stat(path)  # FileNotFoundError / PermissionError go to the caller
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{what} {excerpt(path)} is not a regular file")
+    if st.st_size > limit:
+        raise ValueError(f"{what} {excerpt(path)} is {st.st_size:,} bytes: at most {limit:,}")
+
+
+def _loaded(key: str, path: str) -> Any:
     if key == "weights":
         from ..pooling import load_weights as load
     else:
         from ..filters import load_kernel as load
+    check_regular_file(path, f"{key} file", MAX_ARRAY_BYTES)
+    array = load(path)
+    if key == "kernel" and max(array.shape) > MAX_KERNEL_SIDE:
+        raise ValueError(_too_large(path, array.shape))
+    return array
+
+
+def _too_large(what: str, shape: tuple) -> str:
+    return (f"kernel {excerpt(what, 40)} is {'x'.join(map(str, shape))} taps: at most {MAX_KERNEL_SIDE} per side, "
+            "like the named filters")
+
+
+def load_file_arg(op: Op, key: str, value: Any) -> FileArg:
+    """The file that parameter ``key`` of ``op`` names, loaded (a FileArg that is loaded is returned as is).
+
+    Raises ValueError with a one-line reason (not found, not a regular file, too large, bad content).
+    """
+    if isinstance(value, FileArg) and value.array is not None:
+        return value
+    path = str(value)
     try:
-        array = load(path)
-    except FileNotFoundError:
-        raise ValueError(f"{key} file {path!r} not found") from None
-    try:
+        array = _loaded(key, path)
         digest = _digest(path)
-    except OSError as exc:
-        raise ValueError(f"{key} file {path!r}: cannot read ({exc.strerror or exc})") from None
+    except FileNotFoundError:
+        raise ValueError(f"{key} file {excerpt(path)} not found") from None
+    except PermissionError:
+        raise ValueError(f"{key} file {excerpt(path)}: permission denied") from None
+    except MemoryError:
+        raise ValueError(f"{key} file {excerpt(path)}: too large to load") from None
+    except ValueError as exc:
+        raise ValueError(str(exc).splitlines()[0][:300]) from None
+    except Exception as exc:  # a damaged file: EOFError, pickle and zip errors, ...
+        raise ValueError(f"{key} file {excerpt(path)} cannot be read ({type(exc).__name__}: {str(exc)[:120]})") from None
     return FileArg(path, array, digest)
 
 
@@ -104,9 +143,11 @@ def resolve(op: Op) -> Op:
             from ..filters import parse_kernel
 
             try:
-                parse_kernel(str(value))
-            except ValueError as exc:
-                raise ArgError(f"conv: {exc}") from None
+                k = parse_kernel(str(value))
+            except (ValueError, MemoryError, OverflowError) as exc:
+                raise ArgError(f"conv: {str(exc).splitlines()[0][:300]}") from None
+            if max(k.shape) > MAX_KERNEL_SIDE:
+                raise ArgError(f"conv: {_too_large(str(value), k.shape)}")
         elif names_file(op, key, value):
             try:
                 value = load_file_arg(op, key, value)
@@ -198,15 +239,20 @@ def from_config(path: Path) -> Stack:
     """A TOML file: ``stack = "..."``, ``preset = "..."`` or ``[[stage]]`` tables (``op`` and its arguments)."""
     import tomllib
 
-    where = f"--config: {path}"
+    where = f"--config: {excerpt(str(path))[1:-1]}"
     try:
+        check_regular_file(str(path), "the file", MAX_CONFIG_BYTES)
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{where}: file not found") from None
+    except ValueError as exc:  # not a regular file, too large
+        raise UsageError(f"{where}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{where}: cannot read ({exc})") from None
+        raise UsageError(f"{where}: cannot read ({str(exc)[:200]})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{where}: not valid TOML ({exc})") from None
+        raise UsageError(f"{where}: not valid TOML ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise UsageError(f"{where}: not valid TOML (nested too deeply)") from None
     if "stack" in data:
         if not isinstance(data["stack"], str):
             raise UsageError(f"{where}: 'stack' must be a string")
