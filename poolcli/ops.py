@@ -70,7 +70,7 @@ def excerpt(value: Any, limit: int = 60) -> str:
     >>> excerpt("x" * 100)
     "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… (100 characters)"
     """
-    text = repr(value) if not isinstance(value, str) else repr(value)
+    text = repr(value)
     if len(text) <= limit:
         return text
     n = len(value) if isinstance(value, (str, bytes)) else len(text)
