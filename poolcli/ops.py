@@ -67,8 +67,10 @@ MAX_DIVISOR = 2**63 - 1
 def excerpt(value: Any, limit: int = 60) -> str:
     """``repr(value)``, cut to about ``limit`` characters: messages quote values, never whole files.
 
-    >>> excerpt("x" * 100)
-    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… (100 characters)"
+    >>> excerpt("x" * 10)
+    "'xxxxxxxxxx'"
+    >>> excerpt("x" * 100, limit=12)
+    "'xxxxxxx… (100 characters)"
     """
     text = repr(value)
     if len(text) <= limit:
