@@ -44,7 +44,8 @@ _LAZY = {
         "family"),
     **dict.fromkeys(
         ("BLUR_SIZES", "blur_kernel", "blur2d", "max_blur_pool2d", "aps_downsample", "aps_pool2d"), "antialias"),
-    **dict.fromkeys(("set_num_threads", "get_num_threads", "BAND_BYTES"), "poolcli._bands"),
+    **dict.fromkeys(("set_num_threads", "get_num_threads", "scratch", "BAND_BYTES"), "poolcli._bands"),
+    "run_tasks": "poolcli._threads",
 }
 
 __all__ = ["MODES", "POOL_MODES", "PoolMode", "FAMILY_MODES", "ANTIALIASED_MODES", "pool2d", *_LAZY]

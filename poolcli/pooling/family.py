@@ -39,13 +39,12 @@ The ``*_mode`` functions are the pooling-mode table's entries
 (:data:`poolcli.pooling.MODES`) where a public function's signature differs
 from the mode's (the stack language's defaults: ``seed=0``; no ``eps``).
 
-Imports: numpy, :mod:`poolcli._checks`, :mod:`.geometry` and
-:mod:`.torch_ops` only.
+Imports: numpy, :mod:`poolcli._checks`, :mod:`.geometry`, :mod:`.torch_ops`
+and the names of :mod:`.modes` only.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
@@ -64,9 +63,9 @@ from .geometry import (
     window_taps,
     window_view,
 )
+from .modes import FAMILY_MODES  # mode names come from the one table
 from .torch_ops import avg_pool2d, max_pool2d
 
-FAMILY_MODES = ("median", "quantile", "mixed", "softpool", "stochastic", "gem")
 
 __all__ = [
     "FAMILY_MODES",
