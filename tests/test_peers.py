@@ -183,3 +183,52 @@ def test_errors():
         antialias.blur2d(np.ones((4, 4)), peer="torchvision")
     with pytest.raises(ValueError, match="reflection padding"):
         antialias.blur2d(np.ones((3, 3)), 2, 3, pad_off=2)
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def _image(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(9).integers(0, 256, (24, 28), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_run_options_reproduce_the_peer(tmp_path):
+    from typer.testing import CliRunner
+
+    from poolcli.cli import app
+
+    path = _image(tmp_path)
+    res = CliRunner().invoke(app, ["run", str(path), "--filter", "none", "-q", "-o", str(tmp_path / "o"), "--pool",
+                                   "blurpool", "--blur-pad", "zero", "--pad-off", "1", "--peer", "timm"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["stack"] == "blurpool(size=2, stride=2, blur_pad=zero, pad_off=1, peer=timm)"
+    got = np.load(tmp_path / "o" / report["inputs"][0]["stages"][-1]["npy"])
+    from PIL import Image
+
+    x = np.asarray(Image.open(path), dtype=np.float32)[None] / np.float32(255)
+    np.testing.assert_array_equal(got, pool2d(x, "blurpool", 2, blur_pad="zero", pad_off=1, peer="timm"))
+
+
+def test_compare_takes_stack_language_specs(tmp_path):
+    from typer.testing import CliRunner
+
+    from poolcli.cli import app
+
+    path = _image(tmp_path)
+    res = CliRunner().invoke(app, ["invariance", str(path), "-q", "--no-plot", "-o", str(tmp_path / "o"), "--compare",
+                                   "max, blurpool(peer=kornia),blurpool,aps(criterion=l1), maxpool, blurpool(blur_size=3)"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "o" / "invariance.json").read_text())
+    assert list(report["methods"]) == ["max", "blurpool(peer=kornia)", "blurpool", "aps(criterion=l1)"]
+    assert report["methods"]["blurpool(peer=kornia)"].endswith("blurpool(size=2, stride=2, padding_mode=circular, peer=kornia)")
+    assert report["methods"]["aps(criterion=l1)"].endswith("aps(size=2, stride=2, padding_mode=circular, criterion=l1)")
+    assert {r["method"] for r in report["records"]} == set(report["methods"])
+    for bad in ("blurpool(peer=foo)", "blurpool(3)", "blurpool(peer=kornia", "maxx"):
+        res = CliRunner().invoke(app, ["invariance", str(path), "-q", "--no-plot", "-o", str(tmp_path / "p"),
+                                       "--compare", bad])
+        assert res.exit_code == 2, (bad, res.output)
