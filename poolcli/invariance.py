@@ -332,12 +332,73 @@ def _norm(a: np.ndarray) -> float:
     return float(np.sqrt(np.sum(a * a)))
 
 
-def _norm_into(a: np.ndarray, out: np.ndarray | None) -> float:
-    """:func:`_norm` with the squares written into ``out`` (C-contiguous, ``a``'s shape): the same sum."""
-    if out is None:
-        return _norm(a)
-    np.multiply(a, a, out=out)
-    return float(np.sqrt(np.sum(out)))
+_LEAF = 1 << 14  # elements per block of the fused sums
+
+
+def _tree(i0: int, i1: int, leaf) -> Any:
+    """NumPy's pairwise summation tree over ``[i0, i1)``, ``leaf(j0, j1)`` summing the blocks.
+
+    ``np.sum`` of a contiguous float64 array halves it (the first half a
+    multiple of 8 long) until a piece is short, and adds the halves' sums;
+    splitting the same way down to ``_LEAF`` and summing each block with
+    ``np.sum`` therefore gives the same bits (checked once at run time by
+    :func:`_fused_ok`; it holds for NumPy 2.x).
+    """
+    n = i1 - i0
+    if n <= _LEAF:
+        return leaf(i0, i1)
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _tree(i0, i0 + n2, leaf) + _tree(i0 + n2, i1, leaf)
+
+
+def _fused(kind: str, x: np.ndarray, y: np.ndarray | None = None) -> Any:
+    """``np.sum(x * x)`` (``sq``), ``np.sum(x * y)`` (``prod``) or ``np.sum(d * d)``, ``d = x - y`` (``diff``).
+
+    Bit for bit the plain expressions for C-contiguous float64 maps, computed
+    block by block in a cache-sized scratch array (the maps are read once, no
+    map-sized temporary); any other input, a zero ``prod`` (whose sign could
+    depend on the order) or a NumPy whose sums are not split as :func:`_tree`
+    expects: the plain expression.
+    """
+    arrays = (x,) if y is None else (x, y)
+    if not (_fused_ok() and all(z.dtype == np.float64 and z.flags.c_contiguous for z in arrays) and x.size > _LEAF):
+        return _plain(kind, x, y)
+    xf, yf = x.reshape(-1), (None if y is None else y.reshape(-1))
+    buf = np.empty(_LEAF)
+
+    def leaf(i0: int, i1: int) -> Any:
+        t = buf[: i1 - i0]
+        if kind == "sq":
+            np.multiply(xf[i0:i1], xf[i0:i1], out=t)
+        elif kind == "prod":
+            np.multiply(xf[i0:i1], yf[i0:i1], out=t)
+        else:
+            np.multiply(np.subtract(xf[i0:i1], yf[i0:i1], out=t), t, out=t)
+        return np.sum(t)
+
+    out = _tree(0, xf.size, leaf)
+    return _plain(kind, x, y) if kind == "prod" and out == 0.0 else out  # squares: +0.0 in any order
+
+
+def _plain(kind: str, x: np.ndarray, y: np.ndarray | None) -> Any:
+    if kind == "sq":
+        return np.sum(x * x)
+    if kind == "prod":
+        return np.sum(x * y)
+    d = x - y
+    return np.sum(d * d)
+
+
+_FUSED_OK: list[bool] = []
+
+
+def _fused_ok() -> bool:
+    """Whether ``np.sum`` splits as :func:`_tree` assumes (checked once, on an awkward length)."""
+    if not _FUSED_OK:
+        x = np.random.default_rng(7).standard_normal(5 * _LEAF + 1237) * np.exp(np.linspace(-20, 20, 5 * _LEAF + 1237))
+        _FUSED_OK.append(bool(_tree(0, x.size, lambda i, j: np.sum(x[i:j])) == np.sum(x)))
+    return _FUSED_OK[0]
 
 
 def _as_map(f: Any, name: str) -> np.ndarray:
@@ -397,30 +458,59 @@ def _roll_pieces(h: int, w: int, u: int, v: int) -> list[tuple[tuple[slice, slic
     return [((rb, cb), (ra, ca)) for rb, ra in _pieces(h, u) for cb, ca in _pieces(w, v)]
 
 
-def _roll_dot(a: np.ndarray, b: np.ndarray, u: int, v: int) -> float:
-    """``<b, np.roll(a, (u, v), axis=(-2, -1))>`` without a rolled copy (float64, any summation order).
+_CHUNK = 1 << 16  # elements per block of the fused inner products (a few blocks sit in L2)
 
-    C-contiguous maps: per channel, two contiguous BLAS dots of the flat arrays
-    shifted by ``u w + v`` (a flat roll), then the ``v`` wrapped columns, which
-    the flat roll pairs with the row above, corrected. Otherwise einsum over
-    the four wrap-around pieces.
+
+def _roll_dots(a: np.ndarray, b: np.ndarray, offsets: list[tuple[int, int]]) -> list[float]:
+    """``<b, np.roll(a, (u, v), axis=(-2, -1))>`` for every ``(u, v)``, without rolled copies.
+
+    float64, any summation order. C-contiguous maps: per channel, the roll is a
+    flat roll by ``s = u w + v`` except in the ``v`` wrapped columns, which the
+    flat roll pairs with the row above (corrected from those narrow strips).
+    The flat products are summed block by block, all offsets per block, so
+    the maps are read from memory once rather than once per offset. Other
+    layouts: einsum over the four wrap-around pieces of each offset.
     """
     h, w = a.shape[-2:]
     if not (a.flags.c_contiguous and b.flags.c_contiguous):
-        return sum(
-            float(np.einsum("cij,cij->", b[:, rb, cb], a[:, ra, ca])) for (rb, cb), (ra, ca) in _roll_pieces(h, w, u, v)
-        )
-    u, v, n = u % h, v % w, h * w
-    s = u * w + v
-    total = 0.0
+        return [
+            sum(float(np.einsum("cij,cij->", b[:, rb, cb], a[:, ra, ca])) for (rb, cb), (ra, ca) in _roll_pieces(h, w, u, v))
+            for u, v in offsets
+        ]
+    n = h * w
+    flat = [((u % h) * w + v % w) % n for u, v in offsets]
+    flat = [s - n if s > n // 2 else s for s in flat]  # the same flat roll, nearest representative
+    out = [0.0] * len(offsets)
     for c in range(a.shape[0]):
         af, bf = a[c].reshape(-1), b[c].reshape(-1)
-        total += float(np.dot(bf[s:], af[: n - s])) + (float(np.dot(bf[:s], af[n - s :])) if s else 0.0)
-        if v:  # b[i, j < v] needs a[i - u, j - v + w]; the flat roll gave a[i - u - 1, j - v + w]
-            strip, bs = a[c, :, w - v :], b[c, :, :v]
-            total += float(np.einsum("ij,ij->", bs, np.roll(strip, u, axis=0)))
-            total -= float(np.einsum("ij,ij->", bs, np.roll(strip, u + 1, axis=0)))
-    return total
+        _flat_roll_dots(af, bf, flat, out)
+        for i, (u, v) in enumerate(offsets):
+            if v % w:  # b[i, j < v] needs a[i - u, j - v + w]; the flat roll gave a[i - u - 1, j - v + w]
+                strip, bs = a[c, :, w - v % w :], b[c, :, : v % w]
+                out[i] += float(np.einsum("ij,ij->", bs, np.roll(strip, u, axis=0)))
+                out[i] -= float(np.einsum("ij,ij->", bs, np.roll(strip, u + 1, axis=0)))
+    return out
+
+
+def _flat_roll_dots(af: np.ndarray, bf: np.ndarray, flat: list[int], out: list[float]) -> None:
+    """Add ``sum_k bf[k] af[(k - s) % n]`` for every ``s`` of ``flat`` to ``out`` (1-D, contiguous)."""
+    n = af.size
+    reach = max(abs(s) for s in flat)
+    if n <= 4 * reach + 4 * _CHUNK:  # small, or large offsets: two contiguous dots per offset
+        for i, s in enumerate(flat):
+            s %= n
+            out[i] += float(np.dot(bf[s:], af[: n - s])) + (float(np.dot(bf[:s], af[n - s :])) if s else 0.0)
+        return
+    lo, hi = reach, n - reach  # there k - s stays in [0, n) for every s
+    for k0 in range(lo, hi, _CHUNK):
+        k1 = min(hi, k0 + _CHUNK)
+        bk = bf[k0:k1]
+        for i, s in enumerate(flat):
+            out[i] += float(np.dot(bk, af[k0 - s : k1 - s]))
+    edge = np.r_[0:lo, hi:n]
+    be = bf[edge]
+    for i, s in enumerate(flat):
+        out[i] += float(np.dot(be, af[(edge - s) % n]))
 
 
 def _removed(n: int, k: int, shifted: bool) -> slice:
@@ -487,7 +577,7 @@ class Reference:
     def _setup(self, raw: np.ndarray, a: np.ndarray, stride: tuple[int, int], mode: str) -> None:
         self.mode, self.stride, self._raw, self.a = mode, stride, raw, a
         with np.errstate(all="ignore"):
-            self.na = _norm(a)
+            self.na = float(np.sqrt(_fused("sq", a)))
         self._dens: dict[tuple[int, int], float] = {}
         self._desc: np.ndarray | None = None
         self._sums: _SquareSums | None = None
@@ -521,14 +611,14 @@ class Reference:
         return self._bufs[k]
 
     def _metrics(self, raw: np.ndarray, b: np.ndarray, dy: int, dx: int) -> dict[str, Any]:
-        a, na, t = self.a, self.na, self.buf(0, b)
+        a, na = self.a, self.na
         with np.errstate(all="ignore"):
-            nb = _norm_into(b, t)
+            nb = float(np.sqrt(_fused("sq", b)))
             cosine = None
             if na > 0 and nb > 0 and math.isfinite(na) and math.isfinite(nb):
-                c = _finite((np.sum(a * b) if t is None else np.sum(np.multiply(a, b, out=t))) / (na * nb))
+                c = _finite(_fused("prod", a, b) / (na * nb))
                 cosine = None if c is None else min(1.0, max(-1.0, c))
-            num0 = _norm(b - a) if t is None else _norm_into(np.subtract(b, a, out=t), t)
+            num0 = float(np.sqrt(_fused("diff", b, a)))
             rel = _ratio(num0, na)
             err, best, rolled = _Search(self, b, dy, dx, nb, num0).run()
             if rolled:  # ftx is exactly a roll of fx: the same values, the same sorted sums
@@ -620,7 +710,7 @@ class _Search:
         tops = [b[1] for b in bounds.values() if b is not None] + [e for e, _ in exact.values() if e is not None]
         if tops:
             top = min(tops)
-            exact.update({c: self.exact(*c) for c in cands if bounds[c] is not None and bounds[c][0] <= top})
+            exact.update({c: self.exact(*c, b[0] == 0.0) for c, b in bounds.items() if b is not None and b[0] <= top})
         (sy, sx), (dy, dx) = self.ref.stride, (self.dy, self.dx)
         best_key, best, rolled = None, None, False
         for (u, v), (err, same) in exact.items():
@@ -649,9 +739,10 @@ class _Search:
         br = 4.0 * (n + 8) * _EPS * na2
         sums = None if self.circular else (ref.square_sums(), _SquareSums(b))
         out: dict[tuple[int, int], tuple[float, float] | None] = {}
-        for u, v in cands:
-            if sums is None:
-                r, e = na2, na2 + nb2 - 2.0 * _roll_dot(ref.a, b, u, v)
+        dots = _roll_dots(ref.a, b, cands) if sums is None else None
+        for k, (u, v) in enumerate(cands):
+            if dots is not None:
+                r, e = na2, na2 + nb2 - 2.0 * dots[k]
             else:
                 cur, rf = _overlap(ref.a, b, u, v)
                 r = sums[0].region(u, v, shifted=False)
@@ -663,11 +754,21 @@ class _Search:
             out[(u, v)] = (lo, math.sqrt((e + be) / (r - br)) * (1.0 + 1e-12))
         return out
 
-    def exact(self, u: int, v: int) -> tuple[float | None, bool]:
-        """(``|ftx - S_uv fx| / |S_uv fx|`` computed directly, whether ``ftx`` is exactly that roll)."""
+    def exact(self, u: int, v: int, maybe_zero: bool = True) -> tuple[float | None, bool]:
+        """(``|ftx - S_uv fx| / |S_uv fx|`` computed directly, whether ``ftx`` is exactly that roll).
+
+        An exact roll is recognised by comparing values: then every difference
+        is 0, so is their sum of squares, and with ``|fx| <= 1e150`` the
+        denominator is finite in any summation order: the direct evaluation
+        would give exactly 0.0. ``maybe_zero=False`` (the estimate excludes 0)
+        skips the comparison.
+        """
         ref, a, b = self.ref, self.ref.a, self.b
         if (u, v) == (0, 0):  # the same operations as rel_l2's: reuse it
             return _ratio(self.num0, ref.na), self.num0 == 0.0 and bool(np.array_equal(a, b))
+        if self.circular and maybe_zero and ref.na <= 1e150:
+            if all(np.array_equal(b[:, rb, cb], a[:, ra, ca]) for (rb, cb), (ra, ca) in _roll_pieces(*a.shape[-2:], u, v)):
+                return 0.0, True
         if not self.circular:
             cur, other = _overlap(a, b, u, v)
             num = _norm(cur - other)
@@ -680,7 +781,7 @@ class _Search:
             for (rb, cb), (ra, ca) in _roll_pieces(*a.shape[-2:], u, v):
                 np.subtract(b[:, rb, cb], a[:, ra, ca], out=t[:, rb, cb])
             d = t
-            num = _norm_into(t, sq)
+            num = float(np.sqrt(_fused("sq", t)))
         same = num == 0.0 and not d.any()
         return _ratio(num, ref.den(u, v, None, sq)), same
 

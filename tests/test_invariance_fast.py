@@ -266,3 +266,19 @@ def test_reference_checks_its_arguments():
         Reference(np.ones((4, 4)), 0)
     with pytest.raises(ValueError, match="same length"):
         compare_many(np.ones((4, 4)), [np.ones((4, 4))], [], 1)
+
+
+@pytest.mark.parametrize("mode", ["circular", "crop"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_maps_bit_for_bit(mode, dtype):
+    """Maps larger than the fused blocks and the blocked inner products: identical to the brute force."""
+    rng = np.random.default_rng(11)
+    fx = np.abs(rng.standard_normal((2, 181, 211))).astype(dtype)
+    for shift, stride, how in [((0, 3), (1, 1), "roll"), ((2, 5), (2, 2), "noise"), ((-3, 1), (1, 1), "other"),
+                               ((0, 0), (2, 2), "same"), ((4, 4), (4, 4), "roll")]:
+        moved = np.roll(fx, (shift[0] // stride[0], shift[1] // stride[1]), axis=(1, 2))
+        ftx = {"roll": moved, "noise": moved + dtype(0.01) * rng.standard_normal(fx.shape).astype(dtype),
+               "other": np.abs(rng.standard_normal(fx.shape)).astype(dtype), "same": fx.copy()}[how]
+        want = _brute(fx, ftx, shift, stride, mode)
+        assert compare(fx, ftx, shift, stride, mode) == want, (shift, how)
+        assert Reference(fx, stride, mode).compare(ftx, shift) == want
