@@ -333,6 +333,7 @@ def _norm(a: np.ndarray) -> float:
 
 
 _LEAF = 1 << 14  # elements per block of the fused sums
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 
 
 def _tree(i0: int, i1: int, leaf) -> Any:
@@ -362,7 +363,7 @@ def _fused(kind: str, x: np.ndarray, y: np.ndarray | None = None) -> Any:
     expects: the plain expression.
     """
     arrays = (x,) if y is None else (x, y)
-    if not (_fused_ok() and all(z.dtype == np.float64 and z.flags.c_contiguous for z in arrays) and x.size > _LEAF):
+    if not (_fused_ok() and all(z.dtype in _FLOATS and z.flags.c_contiguous for z in arrays) and x.size > _LEAF):
         return _plain(kind, x, y)
     xf, yf = x.reshape(-1), (None if y is None else y.reshape(-1))
     buf = np.empty(_LEAF)
@@ -370,11 +371,11 @@ def _fused(kind: str, x: np.ndarray, y: np.ndarray | None = None) -> Any:
     def leaf(i0: int, i1: int) -> Any:
         t = buf[: i1 - i0]
         if kind == "sq":
-            np.multiply(xf[i0:i1], xf[i0:i1], out=t)
+            np.multiply(xf[i0:i1], xf[i0:i1], out=t, dtype=np.float64)
         elif kind == "prod":
-            np.multiply(xf[i0:i1], yf[i0:i1], out=t)
+            np.multiply(xf[i0:i1], yf[i0:i1], out=t, dtype=np.float64)
         else:
-            np.multiply(np.subtract(xf[i0:i1], yf[i0:i1], out=t), t, out=t)
+            np.multiply(np.subtract(xf[i0:i1], yf[i0:i1], out=t, dtype=np.float64), t, out=t)
         return np.sum(t)
 
     out = _tree(0, xf.size, leaf)
@@ -382,6 +383,8 @@ def _fused(kind: str, x: np.ndarray, y: np.ndarray | None = None) -> Any:
 
 
 def _plain(kind: str, x: np.ndarray, y: np.ndarray | None) -> Any:
+    x = x.astype(np.float64, copy=False)
+    y = None if y is None else y.astype(np.float64, copy=False)
     if kind == "sq":
         return np.sum(x * x)
     if kind == "prod":
@@ -416,6 +419,18 @@ def _raw_map(f: Any, name: str) -> np.ndarray:
     if a.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {a.shape}")
     return a
+
+
+def _operand(raw: np.ndarray, mode: str) -> np.ndarray:
+    """``ftx`` as the metrics read it: float64, or (circular mode) a C-contiguous float32 map as it is.
+
+    Every operation on it converts float32 to float64 first (an exact
+    conversion: explicit float64 loops, or a float64 other operand), so the
+    values are those of ``raw.astype(np.float64)``; the full-size copy is saved.
+    """
+    if mode == "circular" and raw.dtype in _FLOATS and raw.flags.c_contiguous:
+        return raw
+    return raw.astype(np.float64)
 
 
 def _descriptor(f: np.ndarray) -> np.ndarray:
@@ -484,11 +499,21 @@ def _roll_dots(a: np.ndarray, b: np.ndarray, offsets: list[tuple[int, int]]) -> 
     for c in range(a.shape[0]):
         af, bf = a[c].reshape(-1), b[c].reshape(-1)
         _flat_roll_dots(af, bf, flat, out)
+        strips: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for i, (u, v) in enumerate(offsets):
-            if v % w:  # b[i, j < v] needs a[i - u, j - v + w]; the flat roll gave a[i - u - 1, j - v + w]
-                strip, bs = a[c, :, w - v % w :], b[c, :, : v % w]
-                out[i] += float(np.einsum("ij,ij->", bs, np.roll(strip, u, axis=0)))
-                out[i] -= float(np.einsum("ij,ij->", bs, np.roll(strip, u + 1, axis=0)))
+            vv = v % w
+            if not vv:
+                continue
+            # b[i, j < vv] needs a[i - u, j - vv + w]; the flat roll gave a[i - u - 1, j - vv + w]
+            if vv not in strips:
+                sa = np.ascontiguousarray(a[c, :, w - vv :], dtype=np.float64).reshape(-1)
+                sb = np.ascontiguousarray(b[c, :, :vv], dtype=np.float64).reshape(-1)
+                strips[vv] = (sa, sb)
+            sa, sb = strips[vv]
+            rows = [(u % h) * vv, ((u + 1) % h) * vv]  # a row roll of the (h, vv) strip is a flat roll
+            got = [0.0, 0.0]
+            _flat_roll_dots(sa, sb, rows, got)
+            out[i] += got[0] - got[1]
     return out
 
 
@@ -497,18 +522,23 @@ def _flat_roll_dots(af: np.ndarray, bf: np.ndarray, flat: list[int], out: list[f
     n = af.size
     reach = max(abs(s) for s in flat)
     if n <= 4 * reach + 4 * _CHUNK:  # small, or large offsets: two contiguous dots per offset
+        bf = bf.astype(np.float64, copy=False)
         for i, s in enumerate(flat):
             s %= n
             out[i] += float(np.dot(bf[s:], af[: n - s])) + (float(np.dot(bf[:s], af[n - s :])) if s else 0.0)
         return
     lo, hi = reach, n - reach  # there k - s stays in [0, n) for every s
+    block = None if bf.dtype == np.float64 else np.empty(_CHUNK)  # float32 -> float64, one block at a time
     for k0 in range(lo, hi, _CHUNK):
         k1 = min(hi, k0 + _CHUNK)
         bk = bf[k0:k1]
+        if block is not None:
+            bk = block[: k1 - k0]
+            bk[...] = bf[k0:k1]
         for i, s in enumerate(flat):
             out[i] += float(np.dot(bk, af[k0 - s : k1 - s]))
     edge = np.r_[0:lo, hi:n]
-    be = bf[edge]
+    be = bf[edge].astype(np.float64, copy=False)
     for i, s in enumerate(flat):
         out[i] += float(np.dot(be, af[(edge - s) % n]))
 
@@ -595,7 +625,7 @@ class Reference:
         raw = _raw_map(ftx, "ftx")
         if raw.shape != self.a.shape:
             raise ValueError(f"fx and ftx must have the same shape, got {self.a.shape} and {raw.shape}")
-        return self._metrics(raw, raw.astype(np.float64), dy, dx)
+        return self._metrics(raw, _operand(raw, self.mode), dy, dx)
 
     def buf(self, k: int, b: np.ndarray) -> np.ndarray | None:
         """Scratch array ``k`` of the map's shape (C order), or None unless both maps are C-contiguous.
@@ -834,7 +864,7 @@ def compare(fx: Any, ftx: Any, shift: Any, total_stride: Any, mode: str = "circu
     ra = _raw_map(fx, "fx")
     a = ra.astype(np.float64)
     rb = _raw_map(ftx, "ftx")
-    b = rb.astype(np.float64)
+    b = _operand(rb, mode)
     if a.shape != b.shape:
         raise ValueError(f"fx and ftx must have the same shape, got {a.shape} and {b.shape}")
     return Reference._checked(ra, a, stride, mode)._metrics(rb, b, dy, dx)
