@@ -33,6 +33,7 @@ from .cmdoptions import (
     command,
     stack_options,
 )
+from ._help import install as install_help
 from .errors import ExitStatus, PoolcliError, UsageError
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ app = typer.Typer(
 
 out_console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+install_help()
 
 
 def _version(value: bool) -> None:
@@ -91,6 +93,22 @@ def _errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)", ExitStatus.ERROR)
+
+
+def show(table, keys: int = 1) -> None:
+    """Print a table whole: natural width in a pipe, the table if it fits the terminal, else blocks."""
+    from .report import fit
+
+    renderable, width = fit(table, out_console, keys)
+    if width is None:
+        out_console.print(renderable)
+        return
+    saved = out_console.width  # Rich never prints wider than the console: widen it for this table
+    out_console.width = max(width, saved)
+    try:
+        out_console.print(renderable, crop=False)
+    finally:
+        out_console.width = saved
 
 
 def build_stack(**options: Any):
@@ -227,7 +245,7 @@ def filters_cmd() -> None:
     """List the named filters and print their kernels (applied as cross-correlation, no flip)."""
     from .report import filters_table
 
-    out_console.print(filters_table())
+    show(filters_table())
 
 
 @app.command("presets")
@@ -235,7 +253,7 @@ def presets_cmd() -> None:
     """List the preset stacks with their stack strings."""
     from .report import presets_table
 
-    out_console.print(presets_table())
+    show(presets_table())
 
 
 @app.command("modes")
@@ -243,7 +261,7 @@ def modes_cmd() -> None:
     """List the pooling modes with their parameters and defaults (positional order), as --stack takes them."""
     from .report import modes_table
 
-    out_console.print(modes_table())
+    show(modes_table())
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -252,6 +270,15 @@ def modes_cmd() -> None:
 def _click_exception() -> type[Exception]:
     """Click's ``ClickException``, wherever this Typer keeps it (it vendors Click since 0.22)."""
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _once(message: str) -> str:
+    """The message with a sentence repeated back to back said once ("Did you mean 'run'?" twice, from Click and Typer)."""
+    import re
+
+    parts = re.split(r"(?<=[.?!])\s+", message)
+    kept = [p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1]]
+    return " ".join(kept)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -265,7 +292,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         err_console.print("poolcli: interrupted", highlight=False, markup=False)
         sys.exit(ExitStatus.CTRL_C)
     except click_exception as exc:
-        msg = exc.format_message().replace("\n", " ")  # type: ignore[attr-defined]
+        msg = _once(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         err_console.print(f"poolcli: error: {msg}{hint}", highlight=False, markup=False)

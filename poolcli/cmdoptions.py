@@ -113,9 +113,9 @@ def _pool_option(name: str) -> Opt:
 
 
 POOL_OPTIONS = (
-    _opt("pool", Optional[PoolMode], None, panel=POOL_PANEL,
-         help="Pooling mode \\[default: max]. A mode that needs a value says which (lp: --p, quantile: --q, "
-         "fractional: --ratio, learned: --weights); 'poolcli modes' lists every mode's parameters and "
+    _opt("pool", Optional[PoolMode], None, metavar="MODE", panel=POOL_PANEL,
+         help=f"Pooling mode: {', '.join(POOL_CHOICES)} \\[default: max]. lp needs --p, quantile --q, "
+         "fractional --ratio, learned --weights; 'poolcli modes' lists every mode's parameters and "
          "defaults; more through --stack."),
 ) + tuple(_pool_option(name) for name, p in PARAMS.items() if p.option)
 
