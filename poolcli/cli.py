@@ -29,6 +29,7 @@ from .cmdoptions import (
     Boundary,  # noqa: F401  (re-exported for users of poolcli.cli)
     Direction,
     PoolMode,  # noqa: F401
+    PreviewProtocol,
     ShiftMode,
     command,
     stack_options,
@@ -141,6 +142,12 @@ def run(
             rich_help_panel=OUTPUT_PANEL,
         ),
     ] = True,
+    preview: Annotated[
+        bool, typer.Option(help="Show the input and each stage's map in the terminal (needs poolcli\\[preview]).",
+                           rich_help_panel=OUTPUT_PANEL)] = False,
+    preview_protocol: Annotated[
+        PreviewProtocol, typer.Option(help="auto: what the terminal speaks (Kitty, Sixel), else half blocks.",
+                                      rich_help_panel=OUTPUT_PANEL)] = PreviewProtocol.auto,
     *,
     o: SimpleNamespace,
 ) -> None:
@@ -156,9 +163,30 @@ def run(
         st = _stack(o)
         batch = BatchArgs(o.recursive, o.glob, o.workers, o.scheduler, o.resume, o.force, o.threads)
         load = LoadArgs(o.nan.value, o.max_pixels, o.max_frames)
+        if preview:
+            _check_preview()
         code = _run(paths, st, o.out, o.color.value, dense_units, o.json_out, png, montage, unpool, load, batch,
                     o.quiet, o.debug)
+        if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR):
+            _preview(o.out, preview_protocol.value)
     raise typer.Exit(code)
+
+
+def _check_preview() -> None:
+    from .preview import PREVIEW_HINT, available
+
+    if not available():
+        raise UsageError(f"--preview needs textual-image: {PREVIEW_HINT}")
+
+
+def _preview(out: Path, protocol: str) -> None:
+    import json
+
+    from .preview import run_preview
+
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    for renderable in run_preview(report, out, out_console, protocol):
+        out_console.print(renderable)
 
 
 # ----------------------------------------------------------------------------- invariance

@@ -50,6 +50,7 @@ NanPolicy = _choices("NanPolicy", ("error", "propagate", "zero"))
 Color = _choices("Color", ("gray", "keep"))
 Direction = _choices("Direction", ("x", "y", "diag", "grid"))
 ShiftMode = _choices("ShiftMode", ("circular", "crop"))
+PreviewProtocol = _choices("PreviewProtocol", ("auto", "kitty", "sixel", "blocks"))
 
 
 @dataclass(frozen=True)
