@@ -193,14 +193,36 @@ def _preview(out: Path, protocol: str) -> None:
 
 
 def _methods(compare: Optional[str], st) -> tuple[str, ...]:
-    """``--compare`` as canonical method names, checked against the stack."""
+    """``--compare`` as canonical method specs (``max``, ``blurpool(peer=kornia)``), checked against the stack.
+
+    Methods are split on commas outside parentheses; a plain name is checked as before, a name with
+    arguments is parsed as the stack language does (:func:`poolcli.stack.model.method_spec`).
+    """
     if compare is None:
         return ()
     from .ops import STAGE_ALIASES
     from .stack import POOL_METHODS
+    from .stack.model import method_name, method_spec
 
-    methods = tuple(STAGE_ALIASES.get(m, m) for m in (m.strip().lower() for m in compare.split(",")) if m)
-    bad = [m for m in methods if m not in POOL_METHODS]
+    pieces, depth, cur = [], 0, ""
+    for ch in compare:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth <= 0:
+            pieces.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    pieces.append(cur)
+    methods, bad = [], []
+    for raw in (m.strip() for m in pieces if m.strip()):
+        if "(" not in raw:
+            m = STAGE_ALIASES.get(raw.lower(), raw.lower())
+            (methods if m in POOL_METHODS else bad).append(m)
+            continue
+        try:
+            methods.append(method_name(*method_spec(raw)))
+        except UsageError as exc:
+            raise UsageError(f"--compare: invalid method {raw!r}: {exc}") from None
     if bad or not methods:
         raise UsageError(
             f"--compare: invalid value {compare!r}: unknown method(s) {', '.join(bad) or '(none)'}; "
@@ -216,7 +238,8 @@ def _compare_help() -> str:
 
     names = modes_in("torch", "antialiased", "family")
     return ("Pooling methods to swap into the stack's pooling stages, side by side, e.g. max,avg,blurpool,aps; "
-            f"any of {','.join(names)} (quantile needs --stack).")
+            f"any of {','.join(names)}, with arguments in the stack language if wanted, e.g. "
+            "\"max,blurpool(peer=kornia),aps(criterion=l1)\" (the stack keeps the window and stride).")
 
 
 @command(app, *COMMON, name="invariance")

@@ -69,6 +69,8 @@ __all__ = [
     "circular_shift",
     "crop_pair",
     "compare",
+    "compare_many",
+    "Reference",
 ]
 
 DIRECTIONS = ("x", "y", "diag", "grid")
@@ -283,6 +285,31 @@ def crop_pair(x: Any, dy: int, dx: int, max_shift: int) -> tuple[np.ndarray, np.
 
 
 # ----------------------------------------------------------------------------- metrics
+#
+# How the metrics are computed (issue 13). Every reported value is computed by
+# the same float64 operations, in the same order, as the implementation that
+# rolled and re-normed the whole map for every candidate offset, so the values
+# are bit-identical; only the *search* is cheaper:
+#
+# * the norms and the descriptor of ``fx`` are computed once per
+#   :class:`Reference` (shared by every shift compared against it);
+# * each candidate's ``|ftx - S fx|^2`` is first estimated in closed form,
+#   ``|ftx|^2 + |S fx|^2 - 2 <ftx, S fx>`` (the inner product summed over the
+#   overlapping views: the wrap-around pieces in circular mode, the overlap in
+#   crop mode; the overlap's squared norms from row / column sums), together
+#   with a rigorous bound on its rounding error (and on the direct sum's);
+# * only the candidates whose error interval reaches the smallest upper bound
+#   (the winner, near ties, and any candidate the estimate cannot decide,
+#   e.g. a tiny difference under cancellation or a zero denominator) are then
+#   evaluated directly, ``|ftx - S fx| / |S fx|`` as before, and the winner is
+#   chosen among them with the old key (error, distance, u, v);
+# * the descriptor's mean is still summed in sorted order (that order is what
+#   makes a circular roll give exactly 0), but the sort is skipped when the
+#   winning candidate showed ``ftx`` to be exactly a roll of ``fx`` (then
+#   ``global_rel_diff`` is 0 without it); the max is a max.
+
+_EPS = float(np.finfo(np.float64).eps)
+_SAFE = (1e-250, 1e250)  # sums of squares in this range: no underflow or overflow in the estimates
 
 
 def _finite(v: float) -> float | None:
@@ -306,6 +333,10 @@ def _norm(a: np.ndarray) -> float:
 
 
 def _as_map(f: Any, name: str) -> np.ndarray:
+    return _raw_map(f, name).astype(np.float64)
+
+
+def _raw_map(f: Any, name: str) -> np.ndarray:
     a = np.asarray(f)
     if a.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be a real numeric array, got dtype {a.dtype}")
@@ -315,13 +346,21 @@ def _as_map(f: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must have shape (C, h, w) or (h, w), got shape {a.shape}")
     if a.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {a.shape}")
-    return a.astype(np.float64)
+    return a
 
 
 def _descriptor(f: np.ndarray) -> np.ndarray:
-    """Per channel (mean, max) over space; the mean summed in sorted order."""
-    flat = np.sort(f.reshape(f.shape[0], -1), axis=1)  # NaN sorts last and propagates
-    return np.stack([flat.sum(axis=1) / flat.shape[1], flat[:, -1]], axis=1).ravel()
+    """Per channel (mean, max) over space; the mean summed in sorted order.
+
+    ``f`` may be in its own dtype: a real dtype's conversion to float64 is
+    monotonic, so sorting first and converting after gives the same float64
+    sequence (up to the order of -0.0 and 0.0, which no sum can tell apart
+    except in the sign of a zero result) as converting first; sorting float32
+    is faster. NaN sorts last and propagates, in the mean and in the max.
+    """
+    flat = f.reshape(f.shape[0], -1)
+    srt = np.sort(flat, axis=1).astype(np.float64, copy=False)
+    return np.stack([srt.sum(axis=1) / srt.shape[1], srt[:, -1]], axis=1).ravel()
 
 
 def _overlap(fx: np.ndarray, ftx: np.ndarray, u: int, v: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -336,10 +375,244 @@ def _overlap(fx: np.ndarray, ftx: np.ndarray, u: int, v: int) -> tuple[np.ndarra
     return ftx[:, rt, ct], fx[:, rf, cf]
 
 
+def _pieces(n: int, k: int) -> list[tuple[slice, slice]]:
+    """(slice of the rolled axis, slice of the original) pairs for a circular roll by ``k``."""
+    k %= n
+    out = [(slice(k, n), slice(0, n - k))]
+    if k:
+        out.append((slice(0, k), slice(n - k, n)))
+    return out
+
+
+def _roll_dot(a: np.ndarray, b: np.ndarray, u: int, v: int) -> float:
+    """``<b, np.roll(a, (u, v), axis=(-2, -1))>`` from views (no rolled copy), float64."""
+    h, w = a.shape[-2:]
+    total = 0.0
+    for rb, ra in _pieces(h, u):
+        for cb, ca in _pieces(w, v):
+            total += float(np.einsum("cij,cij->", b[:, rb, cb], a[:, ra, ca]))
+    return total
+
+
+def _removed(n: int, k: int, shifted: bool) -> slice:
+    """The indices of an axis of length ``n`` that an offset ``k`` leaves out of the overlap.
+
+    ``shifted``: of ``ftx`` (the first ``k`` for ``k > 0``), else of ``fx`` (the last ``k``).
+    """
+    if k == 0:
+        return slice(0, 0)
+    first = (k > 0) == shifted
+    return slice(0, abs(k)) if first else slice(n - abs(k), n)
+
+
+class _SquareSums:
+    """Sum of squares of a map, per row and per column: overlap norms by inclusion-exclusion."""
+
+    def __init__(self, f: np.ndarray, sq: np.ndarray | None = None) -> None:
+        sq = f * f if sq is None else sq
+        self.f = f
+        self.total = float(np.sum(sq))
+        self.rows = sq.sum(axis=(0, 2))
+        self.cols = sq.sum(axis=(0, 1))
+
+    def region(self, u: int, v: int, shifted: bool) -> float:
+        """Estimated sum of squares over the overlap of offset ``(u, v)``."""
+        h, w = self.f.shape[-2:]
+        rr, rc = _removed(h, u, shifted), _removed(w, v, shifted)
+        corner = self.f[:, rr, rc]
+        return self.total - float(self.rows[rr].sum()) - float(self.cols[rc].sum()) + float(np.sum(corner * corner))
+
+
+class Reference:
+    """``fx = f(x)`` prepared once, to compare with ``f(T x)`` for many shifts.
+
+    Everything that depends only on ``fx`` -- its float64 copy, its norm, its
+    (sorted) global descriptor, the norms of its shifted copies -- is computed
+    once and reused by every :meth:`compare`. ``Reference(fx, s, mode).compare(ftx,
+    shift)`` returns exactly what ``compare(fx, ftx, shift, s, mode)`` returns.
+    Build one per (method, stage) of an invariance run and call it for every
+    shift; it holds a float64 copy of ``fx`` (and small caches), nothing per shift.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fx = np.random.default_rng(0).standard_normal((1, 8, 8))
+    >>> ref = Reference(fx, 2, "circular")
+    >>> [ref.compare(np.roll(fx, (0, k), axis=(-2, -1)), (0, 2 * k))["equiv_offset"] for k in (0, 1, 2)]
+    [[0, 0], [0, 1], [0, 2]]
+    """
+
+    def __init__(self, fx: Any, total_stride: Any, mode: str = "circular") -> None:
+        if mode not in SHIFT_MODES:
+            raise ValueError(f"mode must be one of {', '.join(SHIFT_MODES)}, got {mode!r}")
+        stride = pair(total_stride, "total_stride")
+        raw = _raw_map(fx, "fx")
+        self._setup(raw, raw.astype(np.float64), stride, mode)
+
+    @classmethod
+    def _checked(cls, raw: np.ndarray, a: np.ndarray, stride: tuple[int, int], mode: str) -> Reference:
+        self = cls.__new__(cls)
+        self._setup(raw, a, stride, mode)
+        return self
+
+    def _setup(self, raw: np.ndarray, a: np.ndarray, stride: tuple[int, int], mode: str) -> None:
+        self.mode, self.stride, self._raw, self.a = mode, stride, raw, a
+        with np.errstate(all="ignore"):
+            self.na = _norm(a)
+        self._dens: dict[tuple[int, int], float] = {}
+        self._desc: np.ndarray | None = None
+        self._sums: _SquareSums | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(C, h, w)`` of the map."""
+        return self.a.shape
+
+    def compare(self, ftx: Any, shift: Any) -> dict[str, Any]:
+        """The metrics of :func:`compare` for one ``ftx`` (shape of ``fx``) and its input shift."""
+        dy, dx = _shift(shift)
+        raw = _raw_map(ftx, "ftx")
+        if raw.shape != self.a.shape:
+            raise ValueError(f"fx and ftx must have the same shape, got {self.a.shape} and {raw.shape}")
+        return self._metrics(raw, raw.astype(np.float64), dy, dx)
+
+    def _metrics(self, raw: np.ndarray, b: np.ndarray, dy: int, dx: int) -> dict[str, Any]:
+        a, na = self.a, self.na
+        with np.errstate(all="ignore"):
+            nb = _norm(b)
+            cosine = None
+            if na > 0 and nb > 0 and math.isfinite(na) and math.isfinite(nb):
+                c = _finite(np.sum(a * b) / (na * nb))
+                cosine = None if c is None else min(1.0, max(-1.0, c))
+            num0 = _norm(b - a)
+            rel = _ratio(num0, na)
+            err, best, rolled = _Search(self, b, dy, dx, nb, num0).run()
+            da = self.descriptor()
+            if rolled:  # ftx is exactly a roll of fx: the same values, the same sorted sums
+                glob = _ratio(0.0, _norm(da))
+            else:
+                glob = _ratio(_norm(_descriptor(raw) - da), _norm(da))
+        return {
+            "cosine": cosine,
+            "rel_l2": rel,
+            "equiv_rel_l2": err,
+            "equiv_offset": best,
+            "global_rel_diff": glob,
+        }
+
+    def descriptor(self) -> np.ndarray:
+        """Per channel (mean, max) of ``fx``, interleaved (computed once)."""
+        if self._desc is None:
+            with np.errstate(all="ignore"):
+                self._desc = _descriptor(self._raw)
+        return self._desc
+
+    def den(self, u: int, v: int, ref: np.ndarray) -> float:
+        """``|S_uv fx|`` as the direct evaluation computes it (cached per offset)."""
+        key = (u, v)
+        if key not in self._dens:
+            self._dens[key] = self.na if key == (0, 0) else _norm(ref)
+        return self._dens[key]
+
+    def square_sums(self) -> _SquareSums:
+        if self._sums is None:
+            with np.errstate(all="ignore"):
+                self._sums = _SquareSums(self.a)
+        return self._sums
+
+
+class _Search:
+    """The equivariance search of one comparison: estimates first, direct evaluation where they cannot decide."""
+
+    def __init__(self, ref: Reference, b: np.ndarray, dy: int, dx: int, nb: float, num0: float) -> None:
+        self.ref, self.b, self.dy, self.dx, self.nb, self.num0 = ref, b, dy, dx, nb, num0
+        self.circular = ref.mode == "circular"
+
+    def candidates(self) -> list[tuple[int, int]]:
+        (sy, sx), (dy, dx) = self.ref.stride, (self.dy, self.dx)
+        h, w = self.ref.shape[-2:]
+        us = range(dy // sy - 1, -(-dy // sy) + 2)
+        vs = range(dx // sx - 1, -(-dx // sx) + 2)
+        out = [(u, v) for u in us for v in vs if self.circular or (abs(u) < h and abs(v) < w)]
+        if not out:
+            raise ValueError(
+                f"no offset in the window overlaps the map: shift={(dy, dx)}, total_stride={(sy, sx)}, "
+                f"map (h, w) = {(h, w)}"
+            )
+        return out
+
+    def run(self) -> tuple[float | None, list[int] | None, bool]:
+        """(equiv_rel_l2, equiv_offset, whether ftx is exactly a roll of fx)."""
+        cands = self.candidates()
+        bounds = self.bounds(cands)
+        exact = {c: self.exact(*c) for c in cands if bounds[c] is None}
+        tops = [b[1] for b in bounds.values() if b is not None] + [e for e, _ in exact.values() if e is not None]
+        if tops:
+            top = min(tops)
+            exact.update({c: self.exact(*c) for c in cands if bounds[c] is not None and bounds[c][0] <= top})
+        (sy, sx), (dy, dx) = self.ref.stride, (self.dy, self.dx)
+        best_key, best, rolled = None, None, False
+        for (u, v), (err, same) in exact.items():
+            if err is None:
+                continue
+            dist = (u * sy - dy) ** 2 * sx * sx + (v * sx - dx) ** 2 * sy * sy  # exact, scaled
+            key = (err, dist, u, v)
+            if best_key is None or key < best_key:
+                best_key, best, rolled = key, [u, v], same
+        return (None if best_key is None else float(best_key[0])), best, rolled
+
+    def bounds(self, cands: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float] | None]:
+        """Per candidate, an interval holding its directly computed error; None where undecided.
+
+        With ``n`` elements, NA = |fx|^2 and NB = |ftx|^2, any float64 sum of
+        ``n`` products is within ``n eps (NA + NB)`` of the exact one and the
+        difference's squared norm is at most ``2 (NA + NB)``; the bounds below
+        cover the estimate's and the direct evaluation's rounding together.
+        """
+        ref, b = self.ref, self.b
+        na2, nb2 = ref.na * ref.na, self.nb * self.nb
+        if not all(_SAFE[0] <= s <= _SAFE[1] for s in (na2, nb2)):  # also False for NaN
+            return {c: None for c in cands}
+        n = ref.a.size
+        be = 6.0 * (n + 8) * _EPS * (na2 + nb2)
+        br = 4.0 * (n + 8) * _EPS * na2
+        sums = None if self.circular else (ref.square_sums(), _SquareSums(b))
+        out: dict[tuple[int, int], tuple[float, float] | None] = {}
+        for u, v in cands:
+            if sums is None:
+                r, e = na2, na2 + nb2 - 2.0 * _roll_dot(ref.a, b, u, v)
+            else:
+                cur, rf = _overlap(ref.a, b, u, v)
+                r = sums[0].region(u, v, shifted=False)
+                e = r + sums[1].region(u, v, shifted=True) - 2.0 * float(np.einsum("cij,cij->", cur, rf))
+            if not (math.isfinite(e) and math.isfinite(r)) or r - br <= 0.0:
+                out[(u, v)] = None
+                continue
+            lo = math.sqrt(max(e - be, 0.0) / (r + br)) * (1.0 - 1e-12)
+            out[(u, v)] = (lo, math.sqrt((e + be) / (r - br)) * (1.0 + 1e-12))
+        return out
+
+    def exact(self, u: int, v: int) -> tuple[float | None, bool]:
+        """(``|ftx - S_uv fx| / |S_uv fx|`` computed directly, whether ``ftx`` is exactly that roll)."""
+        ref, b = self.ref, self.b
+        if (u, v) == (0, 0):  # the same operations as rel_l2's: reuse it
+            return _ratio(self.num0, ref.na), self.num0 == 0.0 and bool(np.array_equal(ref.a, b))
+        if self.circular:
+            cur, other = b, np.roll(ref.a, (u, v), axis=(-2, -1))
+        else:
+            cur, other = _overlap(ref.a, b, u, v)
+        d = cur - other
+        num = float(np.sqrt(np.sum(d * d)))
+        same = self.circular and num == 0.0 and not d.any()
+        return _ratio(num, ref.den(u, v, other)), same
+
+
 def compare(fx: Any, ftx: Any, shift: Any, total_stride: Any, mode: str = "circular") -> dict[str, Any]:
     """Invariance and equivariance metrics of ``ftx = f(T x)`` against ``fx = f(x)``.
 
-    The metric definitions are in the module docstring.
+    The metric definitions are in the module docstring. To compare one ``fx``
+    with several shifted maps, :class:`Reference` (or :func:`compare_many`)
+    computes what depends on ``fx`` only once; the values are the same.
 
     Parameters
     ----------
@@ -378,55 +651,33 @@ def compare(fx: Any, ftx: Any, shift: Any, total_stride: Any, mode: str = "circu
     if mode not in SHIFT_MODES:
         raise ValueError(f"mode must be one of {', '.join(SHIFT_MODES)}, got {mode!r}")
     dy, dx = _shift(shift)
-    sy, sx = pair(total_stride, "total_stride")
-    a = _as_map(fx, "fx")
-    b = _as_map(ftx, "ftx")
+    stride = pair(total_stride, "total_stride")
+    ra = _raw_map(fx, "fx")
+    a = ra.astype(np.float64)
+    rb = _raw_map(ftx, "ftx")
+    b = rb.astype(np.float64)
     if a.shape != b.shape:
         raise ValueError(f"fx and ftx must have the same shape, got {a.shape} and {b.shape}")
+    return Reference._checked(ra, a, stride, mode)._metrics(rb, b, dy, dx)
 
-    with np.errstate(all="ignore"):
-        na, nb = _norm(a), _norm(b)
-        cosine = None
-        if na > 0 and nb > 0 and math.isfinite(na) and math.isfinite(nb):
-            c = _finite(np.sum(a * b) / (na * nb))
-            cosine = None if c is None else min(1.0, max(-1.0, c))
-        rel = _ratio(_norm(b - a), na)
 
-        # equivariance over the offset window
-        us = range(dy // sy - 1, -(-dy // sy) + 2)
-        vs = range(dx // sx - 1, -(-dx // sx) + 2)
-        best_key, best = None, None
-        any_overlap = False
-        for u in us:
-            for v in vs:
-                if mode == "circular":
-                    ref, cur = np.roll(a, (u, v), axis=(-2, -1)), b
-                else:
-                    ov = _overlap(a, b, u, v)
-                    if ov is None:
-                        continue
-                    cur, ref = ov
-                any_overlap = True
-                err = _ratio(_norm(cur - ref), _norm(ref))
-                if err is None:
-                    continue
-                dist = (u * sy - dy) ** 2 * sx * sx + (v * sx - dx) ** 2 * sy * sy  # exact, scaled
-                key = (err, dist, u, v)
-                if best_key is None or key < best_key:
-                    best_key, best = key, [u, v]
-        if not any_overlap:
-            raise ValueError(
-                f"no offset in the window overlaps the map: shift={(dy, dx)}, total_stride={(sy, sx)}, "
-                f"map (h, w) = {a.shape[-2:]}"
-            )
+def compare_many(fx: Any, ftxs: Any, shifts: Any, total_stride: Any, mode: str = "circular") -> list[dict[str, Any]]:
+    """:func:`compare` of one ``fx`` with every ``ftx`` of ``ftxs`` and its shift, sharing ``fx``'s work.
 
-        da, db = _descriptor(a), _descriptor(b)
-        glob = _ratio(_norm(db - da), _norm(da))
+    ``compare_many(fx, [f1, f2], [s1, s2], S, m) == [compare(fx, f1, s1, S, m),
+    compare(fx, f2, s2, S, m)]``. When the shifted maps come one at a time (an
+    invariance run computes ``f(T x)`` shift by shift), keep a
+    :class:`Reference` instead and call its ``compare`` for each.
 
-    return {
-        "cosine": cosine,
-        "rel_l2": rel,
-        "equiv_rel_l2": None if best_key is None else float(best_key[0]),
-        "equiv_offset": best,
-        "global_rel_diff": glob,
-    }
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fx = np.arange(16.0).reshape(4, 4)
+    >>> [r["equiv_offset"] for r in compare_many(fx, [fx, np.roll(fx, 1, axis=1)], [(0, 0), (0, 1)], 1)]
+    [[0, 0], [0, 1]]
+    """
+    ftxs, shifts = list(ftxs), list(shifts)
+    if len(ftxs) != len(shifts):
+        raise ValueError(f"ftxs and shifts must have the same length, got {len(ftxs)} and {len(shifts)}")
+    ref = Reference(fx, total_stride, mode)
+    return [ref.compare(f, s) for f, s in zip(ftxs, shifts)]

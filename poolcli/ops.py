@@ -256,6 +256,32 @@ def _word(choices: tuple[str, ...]) -> Callable[[Any], str]:
     return conv
 
 
+def _alias_word(choices: tuple[str, ...], aliases: dict[str, str]) -> Callable[[Any], str]:
+    """A word among ``choices`` or an alias of one (case, ``_`` and ``-`` folded)."""
+
+    def conv(raw: Any) -> str:
+        s = str(raw).strip().lower().replace("_", "-")
+        s = aliases.get(s, s)
+        canon = {c.replace("_", "-"): c for c in choices}
+        if s not in canon:
+            raise BadValue(f"expected one of {', '.join(choices)}")
+        return canon[s]
+
+    return conv
+
+
+# The anti-aliased modes' words (pooling/antialias.py checks the same lists: BLUR_PADS, PEERS,
+# APS_CRITERIA, APS_TIES; tests/test_peers.py holds them equal).
+BLUR_PADS = ("reflect", "replicate", "zero", "circular")
+PEERS = ("none", "antialiased-cnns", "kornia", "timm")
+APS_CRITERIA = ("l2", "l1", "linf", "max", "l2_min", "l1_min")
+APS_TIES = ("first", "official")
+_BLUR_PAD_ALIASES = {"refl": "reflect", "repl": "replicate", "constant": "zero", "zeros": "zero",
+                     "wrap": "circular", "mirror": "reflect", "nearest": "replicate", "edge": "replicate"}
+_PEER_ALIASES = {"antialiasedcnns": "antialiased-cnns", "adobe": "antialiased-cnns"}
+_CRITERION_ALIASES = {"l-infty": "linf", "l-inf": "linf", "non-abs-max": "max"}
+
+
 def _string(raw: Any) -> str:
     s = str(raw)
     if not s.strip():
@@ -321,6 +347,20 @@ PARAMS: dict[str, Param] = {
         Param("blur_size", _int_range(1, 7, " (binomial taps)"), 3, aliases=("blur", "m", "filt_size"),
               option="--blur-size", cli_type=int,
               help="blurpool/blur/aps: taps of the binomial blur, 1-7 \\[default: 3; aps: 1]."),
+        Param("blur_pad", _alias_word(BLUR_PADS, _BLUR_PAD_ALIASES), aliases=("pad_type",), option="--blur-pad",
+              help="blurpool/blur/aps: how the blur pads: reflect, replicate, zero or circular "
+              "\\[default: the --peer's, else reflect; circular padding_mode wins]."),
+        Param("pad_off", _int_range(0, 64), 0, option="--pad-off", cli_type=int,
+              help="blurpool/blur/aps: antialiased-cnns' pad_off, added to every side's blur pad \\[default: 0]."),
+        Param("peer", _alias_word(PEERS, _PEER_ALIASES), "none", option="--peer",
+              help="blurpool/blur/aps: pad the blur as antialiased-cnns, kornia (zeros) or timm (symmetric) "
+              "does; an explicit --blur-pad wins \\[default: none = antialiased-cnns]."),
+        Param("criterion", _alias_word(APS_CRITERIA, _CRITERION_ALIASES), "l2", aliases=("apspool_criterion",),
+              option="--criterion", help="aps: keep the component of largest l2, l1, linf (max |x|) or max x, "
+              "or of smallest l2/l1 (l2_min, l1_min) \\[default: l2]."),
+        Param("ties", _word(APS_TIES), "first", option="--ties",
+              help="aps: exact ties go to the first component row-major (first) or in the official "
+              "APS code's order (official) \\[default: first]."),
         Param("q", _in_range(0.0, 1.0), option="--q", cli_type=float,
               help="quantile: which quantile of each window, in \\[0, 1] (0.5 = median).",
               needs="the quantile in [0, 1]", example="0.25"),

@@ -1,13 +1,33 @@
-"""Running one task per image: in-process, in a process pool, or on a Dask cluster; progress; Ctrl-C.
+"""Running a job on many inputs: in-process, in a process pool, or on a Dask cluster; progress; Ctrl-C.
 
-:func:`run_batch` is the loop behind ``poolcli run DIR`` and ``poolcli
-invariance DIR``. It takes the inputs, skips those whose completion marker
-matches (``--resume``), runs the rest with a bounded number of tasks in
-flight (``2 x workers``: memory stays flat in the number of images; a task
-returns a small record, never a map), reports progress, and returns the
-outcomes by input index, so that reports keep the input order whatever the
-completion order. Ctrl-C (or SIGTERM) stops the workers, removes their
-temporary files and returns what was done with ``interrupted=True``.
+What this module knows: executors, the bounded loop over tasks, resume
+(which inputs a matching marker already covers), progress output and signals.
+It knows no job kind: :func:`run_batch` takes any :class:`poolcli.jobs.base.Job`
+and runs ``job.process(item, fingerprint, out_dir)`` for each input, through
+the module-level :func:`process_one` (picklable, for pool and Dask workers).
+
+Imports: :mod:`poolcli.batch` (inputs, fingerprints, markers) and
+:mod:`poolcli.errors`; lazily Rich (progress), ``concurrent.futures`` /
+``multiprocessing`` and Dask ``distributed``. Only :class:`Progress` prints.
+
+:func:`run_batch` is the loop behind every batch command. It takes the
+inputs, skips those whose completion marker matches (``--resume``), runs the
+rest with a bounded number of tasks in flight (``2 x workers``: memory stays
+flat in the number of images; a task returns a small record, never a map),
+reports progress, and returns the outcomes by input index, so that reports
+keep the input order whatever the completion order. Ctrl-C (or SIGTERM) stops
+the workers, removes their temporary files and returns what was done with
+``interrupted=True``.
+
+Signals (:class:`Interrupts`)
+-----------------------------
+While a batch runs, SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main
+thread. From the moment the loop ends (done, or stopped by that first signal)
+until the caller has written its reports and leaves the ``Interrupts`` block,
+a further signal is held back: the report files are never left half-written
+or out of step with each other. A signal held back after a batch that was
+*not* interrupted is raised as ``KeyboardInterrupt`` when the block ends,
+after the reports are complete.
 
 Executors
 ---------
@@ -42,10 +62,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .batch import InputItem, fingerprint, load_marker, options_key
-from .errors import OutputError, UsageError
+from .batch import InputItem, fingerprint, load_marker
+from .errors import InputError, OutputError, UsageError
 
-__all__ = ["BatchResult", "run_batch", "check_scheduler", "Progress", "DASK_HINT"]
+__all__ = ["BatchResult", "run_batch", "process_one", "check_scheduler", "Progress", "Interrupts", "DASK_HINT"]
 
 DASK_HINT = "pip install 'poolcli[dask]'"
 
@@ -57,7 +77,8 @@ class Progress:
     """Progress on stderr: ``mode`` is ``bar`` (Rich, on a terminal), ``lines`` or ``none``.
 
     Failures are always printed, one line each; ``lines`` prints
-    ``[k/N] path: ok`` for the others too. Only this object prints.
+    ``[k/N] path: ok`` for the others too. Only this object prints; with
+    ``console=None`` it prints nothing at all.
     """
 
     def __init__(self, console: Any, mode: str, total: int, description: str = "images"):
@@ -123,6 +144,8 @@ class Progress:
             self._bar.update(self._task, advance=1, rate=rate)
 
     def _print(self, text: str) -> None:
+        if self.console is None:
+            return
         (self._bar.console if self._bar is not None else self.console).print(text, highlight=False, soft_wrap=True)
 
 
@@ -212,6 +235,11 @@ def _pooled(fn: Callable[..., dict], args: tuple) -> dict:
 _PRELOAD = ("poolcli.batch", "poolcli.images", "poolcli.stack", "poolcli.invariance", "poolcli.parallel")
 
 
+def process_one(job: Any, item: InputItem, fp: str | None, out_dir: Path) -> dict:
+    """The task of one input, for any executor: ``job.process(item, fp, out_dir)`` (module-level: picklable)."""
+    return job.process(item, fp, out_dir)
+
+
 def start_method() -> str:
     env = os.environ.get("POOLCLI_START_METHOD")
     if env:
@@ -241,14 +269,14 @@ def _bounded(
 
 
 class _Pool:
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, preload: Sequence[str] = ()):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         method = start_method()
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":  # the server imports the numeric stack once; workers fork from it warm
-            ctx.set_forkserver_preload(list(_PRELOAD))
+            ctx.set_forkserver_preload(list(_PRELOAD) + list(preload))
         self.workers = workers
         self.pending: dict[Any, int] = {}
         self.ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
@@ -404,129 +432,184 @@ def _sweep_temp(folders: Iterable[Path]) -> None:
                     pass
 
 
-class _Interrupt:
-    """SIGTERM behaves like Ctrl-C while a batch runs (main thread only)."""
 
-    def __enter__(self) -> None:
-        self.old = None
-        try:
-            self.old = signal.signal(signal.SIGTERM, self._raise)
-        except ValueError:  # not the main thread
-            pass
+class Interrupts:
+    """SIGINT and SIGTERM while a batch runs and its reports are written (main thread only).
 
-    @staticmethod
-    def _raise(signum: int, frame: Any) -> None:
+    Until :meth:`defer` (or the first signal), a signal raises
+    ``KeyboardInterrupt``; after it, signals are held back (``pending``). On
+    leaving the block the old handlers come back, and a held-back signal is
+    raised as ``KeyboardInterrupt`` unless the batch already stopped for one
+    (``honoured``) or an exception is on its way out. See the module docstring.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.deferring = False
+        self.pending = False
+        self.honoured = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "Interrupts":
+        for sig in self.SIGNALS:
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals are not ours to handle
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.deferring:
+            self.pending = True
+            return
+        self.deferring = True  # the batch winds down now; a second Ctrl-C waits for the reports
         raise KeyboardInterrupt
 
-    def __exit__(self, *exc: Any) -> None:
-        if self.old is not None:
-            signal.signal(signal.SIGTERM, self.old)
+    def defer(self) -> None:
+        """From now on, hold signals back until the block ends."""
+        self.deferring = True
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        self._old.clear()
+        if self.pending and not self.honoured and exc_type is None:
+            raise KeyboardInterrupt
+
+
+def _resumable(items: Sequence[InputItem], job: Any, out_dir: Path, resume: bool, res: BatchResult):
+    """(fingerprints, indices still to do); inputs a matching marker covers go into ``res`` now."""
+    key = job.options_key()
+    fps = [fingerprint(it, key) for it in items]
+    todo: list[int] = []
+    for i, it in enumerate(items):
+        cached = load_marker(out_dir, it, job, fps[i]) if resume else None
+        if cached is not None:
+            res.results[i] = cached
+            res.resumed += 1
+        else:
+            if resume and job.marker_path(out_dir, it).exists():
+                res.mismatched += 1
+            todo.append(i)
+    return fps, todo
+
+
+def _executor(scheduler: str | None, workers: int, tasks: int, preload: Sequence[str]) -> Any:
+    n_workers = max(1, workers)
+    if scheduler is not None:
+        return _Dask(scheduler, n_workers)
+    if n_workers > 1 and tasks > 1:
+        return _Pool(min(n_workers, tasks), preload)
+    return _InProcess()
+
+
+def _take(index: int, outcome: dict, items: Sequence[InputItem], res: BatchResult, progress: Progress, debug: bool) -> None:
+    """Record one task's outcome (``{"fatal": ...}`` stops the batch with an OutputError)."""
+    if "fatal" in outcome:
+        raise OutputError(outcome["fatal"])
+    if outcome["ok"]:
+        res.results[index] = outcome["result"]
+        res.processed += 1
+        progress.advance(items[index].label, None)
+    else:
+        if debug:
+            raise InputError(items[index].path, outcome["error"])
+        res.errors[index] = outcome["error"]
+        progress.advance(items[index].label, outcome["error"])
 
 
 def run_batch(
     items: Sequence[InputItem],
-    opts: Any,
+    job: Any,
     *,
-    command: str,
     out_dir: Path,
     workers: int,
     scheduler: str | None = None,
     resume: bool = False,
     progress: Progress,
     debug: bool = False,
+    interrupts: Interrupts | None = None,
+    command: str | None = None,
 ) -> BatchResult:
-    """Run ``command`` (``run`` or ``invariance``) on every input; see the module docstring."""
-    from .batch import invariance_task, marker_path, run_task
+    """Run ``job`` on every input; see the module docstring.
 
+    ``interrupts``: the caller's :class:`Interrupts` block, so that signals
+    stay held back while it writes its reports; without it, one around the
+    batch alone. ``command`` is ignored (the job knows what it is; kept for
+    callers written before the jobs).
+    """
+    if interrupts is None:
+        with Interrupts() as own:
+            return run_batch(
+                items, job, out_dir=out_dir, workers=workers, scheduler=scheduler, resume=resume,
+                progress=progress, debug=debug, interrupts=own,
+            )
     t0 = time.perf_counter()
     res = BatchResult(scheduler=scheduler)
-    key = options_key(opts)
-    fps = [fingerprint(it, key) for it in items]
-    todo: list[int] = []
-    for i, it in enumerate(items):
-        cached = load_marker(out_dir, it, command, fps[i]) if resume else None
-        if cached is not None:
-            res.results[i] = cached
-            res.resumed += 1
-        else:
-            if resume and marker_path(out_dir, it, command).exists():
-                res.mismatched += 1
-            todo.append(i)
+    fps, todo = _resumable(items, job, out_dir, resume, res)
     progress.total = len(todo)
     if res.resumed:
         progress.note(f"resume: {res.resumed} of {len(items)} input(s) already done, {len(todo)} to go")
     if res.mismatched:
         progress.note(f"resume: {res.mismatched} earlier result(s) no longer match the options or the input; redoing them")
-
-    dask_items = scheduler is not None
-    if dask_items:  # remote workers need absolute paths; reports keep the paths as given
-        run_items = [InputItem(Path(os.path.abspath(it.path)), it.out_rel, it.label) for it in items]
+    if scheduler is not None:  # remote workers need absolute paths; reports keep the paths as given
+        task_items = [InputItem(Path(os.path.abspath(it.path)), it.out_rel, it.label) for it in items]
         target = Path(os.path.abspath(out_dir))
     else:
-        run_items, target = list(items), out_dir
-    if command == "run":
-        from dataclasses import replace
-
-        task_opts = replace(opts, out_dir=target)
-        fn: Callable[..., dict] = run_task
-        make_args = lambda i: (run_items[i], task_opts, fps[i])  # noqa: E731
-    else:
-        fn = invariance_task
-        make_args = lambda i: (run_items[i], opts, fps[i], target)  # noqa: E731
-
-    n_workers = max(1, workers)
-    if scheduler is not None:
-        executor: Any = _Dask(scheduler, n_workers)
-    elif n_workers > 1 and len(todo) > 1:
-        executor = _Pool(min(n_workers, len(todo)))
-    else:
-        executor = _InProcess()
-    res.workers = executor.workers
-    in_flight: set[int] = set()
-    jobs_iter = iter(todo)
-
-    def jobs() -> Iterator[tuple[int, tuple]]:
-        for i in jobs_iter:
-            in_flight.add(i)
-            yield i, make_args(i)
-
-    def take(index: int, outcome: dict) -> None:
-        in_flight.discard(index)
-        if "fatal" in outcome:
-            raise OutputError(outcome["fatal"])
-        if outcome["ok"]:
-            res.results[index] = outcome["result"]
-            res.processed += 1
-            progress.advance(items[index].label, None)
-        else:
-            if debug:
-                from .errors import InputError
-
-                raise InputError(items[index].path, outcome["error"])
-            res.errors[index] = outcome["error"]
-            progress.advance(items[index].label, outcome["error"])
-
-    abort = True
-    try:
-        with _Interrupt(), progress:
-            for index, outcome in executor.run(fn, jobs()):
-                take(index, outcome)
-        abort = False
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        res.interrupted = True
-        for index, outcome in executor.harvest():  # finished while we were being interrupted
-            if index not in res.results and index not in res.errors and "fatal" not in outcome:
-                take(index, outcome)
-    finally:
-        try:
-            executor.close(abort)
-        finally:
-            if abort:
-                folders = {(out_dir / items[i].out_rel) for i in in_flight}
-                if command == "invariance":
-                    folders = {marker_path(out_dir, items[i], command).parent for i in in_flight}
-                _sweep_temp(folders | {out_dir})
+        task_items, target = list(items), out_dir
+    tasks = ((i, (job, task_items[i], fps[i], target)) for i in todo)
+    _drive(job, items, tasks, len(todo), res, out_dir, workers, scheduler, progress, debug, interrupts)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _drive(
+    job: Any,
+    items: Sequence[InputItem],
+    tasks: Iterator[tuple[int, tuple]],
+    n_tasks: int,
+    res: BatchResult,
+    out_dir: Path,
+    workers: int,
+    scheduler: str | None,
+    progress: Progress,
+    debug: bool,
+    interrupts: Interrupts,
+) -> None:
+    """The executor loop: start the executor, run the tasks, stop cleanly on Ctrl-C / SIGTERM."""
+    in_flight: set[int] = set()
+
+    def tracked() -> Iterator[tuple[int, tuple]]:
+        for index, args in tasks:
+            in_flight.add(index)
+            yield index, args
+
+    executor = None
+    abort = True
+    try:
+        executor = _executor(scheduler, workers, n_tasks, (type(job).__module__,))
+        res.workers = executor.workers
+        with progress:
+            for index, outcome in executor.run(process_one, tracked()):
+                in_flight.discard(index)
+                _take(index, outcome, items, res, progress, debug)
+        interrupts.defer()  # done: from here a signal waits until the reports are written
+        abort = False
+    except KeyboardInterrupt:
+        interrupts.defer()
+        if debug:
+            raise
+        res.interrupted = interrupts.honoured = True
+        for index, outcome in executor.harvest() if executor is not None else ():  # finished as we stopped
+            if index not in res.results and index not in res.errors and "fatal" not in outcome:
+                in_flight.discard(index)
+                _take(index, outcome, items, res, progress, debug)
+    finally:
+        interrupts.defer()  # an OutputError on its way out: close and sweep undisturbed
+        if executor is not None:
+            try:
+                executor.close(abort)
+            finally:
+                if abort:
+                    _sweep_temp({job.marker_path(out_dir, items[i]).parent for i in in_flight} | {out_dir})

@@ -287,31 +287,68 @@ def _workers_of(out: Path) -> list[int]:
     return pids
 
 
+def _small_pipe() -> tuple[int, int, int]:
+    """(read end, write end, capacity) of a pipe made as small as the kernel allows (one page)."""
+    import fcntl
+
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    except OSError:  # the default capacity then (64 KiB): more inputs below
+        pass
+    return r, w, fcntl.fcntl(w, getattr(fcntl, "F_GETPIPE_SZ", 1032))
+
+
+def _read_to_end(fd: int, into: list[str]) -> None:
+    with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as fh:
+        into.append(fh.read())
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and POSIX signals")
 def test_real_sigint_then_resume(tmp_path):
-    src = tmp_path / "in"
+    """A real SIGINT to ``python -m poolcli run DIR --workers 2`` midway, then ``--resume``.
+
+    Midway by construction, not by timing: the batch's progress lines
+    (``[k/N] <path>: ok``, one per input, on stderr) go to a pipe that holds
+    one page and that nobody reads until the signal has been sent. A whole
+    run prints three times that, so the batch stalls on a full pipe after a
+    few inputs and cannot finish before the SIGINT, however fast the machine.
+    """
+    src = tmp_path / ("in-" + "x" * 120)  # long paths: long progress lines, fewer inputs fill the pipe
+    r, w, capacity = _small_pipe()
+    n = max(24, 3 * capacity // len(f"[99/99] {src}/x/p000.png: ok\n") + 2)
     rng = np.random.default_rng(3)
-    for i in range(24):
-        p = src / ("x" if i % 2 else "y") / f"p{i:02d}.png"
+    for i in range(n):
+        p = src / ("x" if i % 2 else "y") / f"p{i:03d}.png"
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (96, 96), dtype=np.uint8)).save(p)
     out = tmp_path / "out"
     args = ["run", str(src), "--preset", "vgg", "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "poolcli", *args], cwd=tmp_path, env=SUBPROCESS_ENV,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
     try:
-        deadline = time.monotonic() + 60
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "poolcli", *args], cwd=tmp_path, env=SUBPROCESS_ENV,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=w,
+        )
+    finally:
+        os.close(w)
+    err: list[str] = []
+    reader = threading.Thread(target=_read_to_end, args=(r, err), daemon=True)
+    try:
+        deadline = time.monotonic() + 120  # a safety net only: the stall comes after some inputs
         while len(list(out.rglob("record.json"))) < 3 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert proc.poll() is None, "the batch finished before it could be interrupted"
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        reader.start()  # the pipe drains: the batch stops, writes its report and exits
+        proc.wait(timeout=60)
+        reader.join(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if reader.ident is None:  # never started: the read end is still ours to close
+            os.close(r)
+    stderr = err[0] if err else "(stderr not read)"
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
     time.sleep(0.2)
@@ -320,7 +357,7 @@ def test_real_sigint_then_resume(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["interrupted"] is True
     s = report["summary"]
-    assert 1 <= s["processed"] < 24 and s["remaining"] == 24 - s["processed"] == 24 - len(report["inputs"])
+    assert 1 <= s["processed"] < n and s["remaining"] == n - s["processed"] == n - len(report["inputs"])
     done_before = {rec["out_dir"] for rec in report["inputs"]}
     markers = {p.parent.relative_to(out).as_posix() for p in out.rglob("record.json")}
     assert done_before <= markers  # (a task may finish on disk just as the parent is interrupted)

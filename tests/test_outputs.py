@@ -19,8 +19,10 @@ import pytest
 from conftest import write_image
 from typer.testing import CliRunner
 
-from poolcli import batch, outputs
-from poolcli.batch import InputItem, RunOptions, run_task, scan
+from poolcli import outputs
+from poolcli.batch import InputItem, scan
+from poolcli.jobs import run as run_job
+from poolcli.jobs.run import RunJob
 from poolcli.cli import app
 from poolcli.errors import OutputError
 from poolcli.outputs import atomic_write_bytes, inside, safe_name, save_json, save_npy
@@ -151,7 +153,7 @@ def test_ctrl_c_during_run_exit_130_no_temp_files(tmp_path, gray_png, monkeypatc
 
 def test_out_is_a_regular_file_reported_before_any_work(tmp_path, gray_png, monkeypatch):
     calls = []
-    monkeypatch.setattr(batch, "run_one", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(run_job, "run_one", lambda *a, **k: calls.append(a))
     out = tmp_path / "out"
     out.write_text("not a folder")
     result = runner.invoke(app, ["run", str(gray_png), "--out", str(out), "--workers", "1"])
@@ -164,7 +166,7 @@ def test_out_is_a_regular_file_reported_before_any_work(tmp_path, gray_png, monk
 
 def test_out_under_a_regular_file_reported_before_any_work(tmp_path, gray_png, monkeypatch):
     calls = []
-    monkeypatch.setattr(batch, "run_one", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(run_job, "run_one", lambda *a, **k: calls.append(a))
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
     result = runner.invoke(app, ["invariance", str(gray_png), "--out", str(blocker / "out"), "--workers", "1"])
@@ -177,7 +179,7 @@ def test_out_under_a_regular_file_reported_before_any_work(tmp_path, gray_png, m
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes everywhere")
 def test_read_only_out_reported_before_any_work(tmp_path, gray_png, monkeypatch):
     calls = []
-    monkeypatch.setattr(batch, "run_one", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(run_job, "run_one", lambda *a, **k: calls.append(a))
     out = tmp_path / "ro"
     out.mkdir()
     out.chmod(0o555)
@@ -306,7 +308,7 @@ def test_run_writes_hostile_names_inside_out_and_distinct(tmp_path):
 def test_task_refuses_an_output_folder_outside_out(tmp_path, gray_png):
     out = tmp_path / "out"
     out.mkdir()
-    opts = RunOptions(stack=parse_stack("max(2)"), out_dir=out)
-    outcome = run_task(InputItem(gray_png, Path("..") / "escaped"), opts, "fp")
+    job = RunJob(stack=parse_stack("max(2)"))
+    outcome = job.process(InputItem(gray_png, Path("..") / "escaped"), "fp", out)
     assert outcome == {"ok": False, "error": "output folder ../escaped would leave --out"}
     assert not (tmp_path / "escaped").exists()

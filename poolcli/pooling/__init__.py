@@ -108,6 +108,11 @@ def pool2d(
     *,
     padding_mode: str = "default",
     blur_size: int | None = None,
+    blur_pad: str | None = None,
+    pad_off: int | None = None,
+    peer: str | None = None,
+    criterion: str | None = None,
+    ties: str | None = None,
     q: float | None = None,
     alpha: float | None = None,
     train: bool = False,
@@ -175,6 +180,12 @@ def pool2d(
         ``blur``, 1 (no blur) for ``aps``, as :func:`aps_pool2d` and the
         stack's ``aps(2)``. (Before, ``pool2d(x, "aps", 2)`` blurred with 3
         taps: the default now lives once, in the mode's function.)
+    blur_pad, pad_off, peer, criterion, ties : keyword-only
+        The anti-aliased modes' blur padding (``reflect``, ``replicate``,
+        ``zero``, ``circular``; antialiased-cnns' ``pad_off``; a ``peer`` =
+        ``antialiased-cnns``, ``kornia`` or ``timm`` sets that layer's
+        padding) and aps' choice (``criterion``, ``ties``): see
+        :mod:`poolcli.pooling.antialias`. None is the mode's default.
     q, alpha, train, seed : keyword-only
         The other family modes (:mod:`poolcli.pooling_family`): ``median``,
         ``quantile`` (``q`` in [0, 1]), ``mixed`` (``alpha * max + (1 - alpha)
@@ -256,7 +267,7 @@ def pool2d(
     given = dict(
         size=size, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode,
         count_include_pad=count_include_pad, divisor_override=divisor_override, p=p, padding_mode=padding_mode,
-        blur_size=blur_size, q=q, alpha=alpha, train=train, seed=seed, output_size=output_size, ratio=ratio,
+        blur_size=blur_size, blur_pad=blur_pad, pad_off=pad_off, peer=peer, criterion=criterion, ties=ties, q=q, alpha=alpha, train=train, seed=seed, output_size=output_size, ratio=ratio,
         overlapping=overlapping, pseudo_random=pseudo_random, weights=weights,
     )
     entry = MODES[name]

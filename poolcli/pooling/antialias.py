@@ -92,6 +92,7 @@ array([1, 1])
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,10 @@ from .torch_ops import max_pool2d
 
 __all__ = [
     "BLUR_SIZES",
+    "BLUR_PADS",
+    "PEERS",
+    "APS_CRITERIA",
+    "APS_TIES",
     "blur_kernel",
     "blur2d",
     "max_blur_pool2d",
@@ -116,6 +121,25 @@ __all__ = [
 
 #: Valid binomial blur sizes (the ``filt_size`` of antialiased-cnns).
 BLUR_SIZES = tuple(range(1, len(BINOMIAL_TAPS) + 1))
+#: How the blur pads (PyTorch's ReflectionPad2d, ReplicationPad2d, ZeroPad2d, F.pad(mode='circular')).
+BLUR_PADS = ("reflect", "replicate", "zero", "circular")
+#: Peers whose anti-aliased layers a ``peer=`` reproduces (see "Peers" in the module docstring).
+PEERS = ("none", "antialiased-cnns", "kornia", "timm")
+#: APS criteria: the official ``apspool_criterion`` values are
+#: ``l2, l1, l_infty, non_abs_max, l2_min, l1_min``.
+APS_CRITERIA = ("l2", "l1", "linf", "max", "l2_min", "l1_min")
+#: APS tie rules: ``first`` = lowest row-major index; ``official`` = the reference's order.
+APS_TIES = ("first", "official")
+
+_PAD_MODE = {"reflect": "mirror", "replicate": "nearest", "zero": "constant", "circular": "wrap"}
+#: Per peer: (blur padding, pad sizes). 'split' = floor((m-1)/2) before, ceil after (antialiased-cnns,
+#: kornia); 'timm' = ((stride-1) + (m-1)) // 2 on both sides (timm's get_padding).
+_PEER_PAD = {
+    "none": ("reflect", "split"),
+    "antialiased-cnns": ("reflect", "split"),
+    "kornia": ("zero", "split"),
+    "timm": ("reflect", "timm"),
+}
 
 
 # ----------------------------------------------------------------------------- checks
@@ -132,27 +156,89 @@ def _taps(m: int) -> np.ndarray:
     return t / t.sum()
 
 
+def _choice(value: Any, name: str, choices: tuple[str, ...], aliases: dict[str, str] | None = None) -> str:
+    s = str(value).strip().lower().replace("_", "-") if isinstance(value, str) else None
+    s = (aliases or {}).get(s, s) if s is not None else None
+    canon = {c.replace("_", "-"): c for c in choices}
+    if s not in canon:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return canon[s]
+
+
+#: Other spellings: antialiased-cnns' ``refl``/``repl``, timm's and F.pad's ``constant``, scipy's names.
+BLUR_PAD_ALIASES = {"refl": "reflect", "repl": "replicate", "constant": "zero", "zeros": "zero",
+                    "wrap": "circular", "mirror": "reflect", "nearest": "replicate", "edge": "replicate"}
+#: The official APS code's criterion names.
+APS_CRITERION_ALIASES = {"l-infty": "linf", "l-inf": "linf", "non-abs-max": "max"}
+PEER_ALIASES = {"antialiased-cnns": "antialiased-cnns", "antialiasedcnns": "antialiased-cnns",
+                "adobe": "antialiased-cnns"}
+
+
+@dataclass(frozen=True)
+class _BlurPad:
+    """How the blur pads: PyTorch's padding ``mode`` and the pad amounts (see "Peers")."""
+
+    mode: str = "reflect"  # one of BLUR_PADS
+    sizes: str = "split"  # 'split' (antialiased-cnns, kornia) | 'timm'
+    off: int = 0  # antialiased-cnns' pad_off: added to every side
+
+    def amounts(self, m: int, stride: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((top, left), (bottom, right)) pads."""
+        if self.sizes == "timm":
+            ph, pw = (((s - 1) + (m - 1)) // 2 + self.off for s in stride)
+            return (ph, pw), (ph, pw)
+        p0, p1 = (m - 1) // 2 + self.off, m // 2 + self.off
+        return (p0, p0), (p1, p1)
+
+
+_CIRCULAR = _BlurPad("circular")
+
+
+def _blur_pad(circular: bool, blur_pad: Any = None, pad_off: Any = 0, peer: Any = None) -> _BlurPad:
+    """The blur padding from the public keywords: circular wins, then an explicit blur_pad, then the peer's."""
+    peer_ = "none" if peer is None else _choice(peer, "peer", PEERS, PEER_ALIASES)
+    mode_ = None if blur_pad is None else _choice(blur_pad, "blur_pad", BLUR_PADS, BLUR_PAD_ALIASES)
+    if isinstance(pad_off, bool) or not isinstance(pad_off, numbers.Integral) or not 0 <= pad_off <= 64:
+        raise ValueError(f"pad_off must be an int in 0..64, got {pad_off!r}")
+    if circular:  # padding_mode='circular': wrapped everywhere, as always (sizes and pad_off ignored)
+        return _CIRCULAR
+    default_mode, sizes = _PEER_PAD[peer_]
+    return _BlurPad(mode_ or default_mode, sizes, int(pad_off))
+
+
 # ----------------------------------------------------------------------------- pieces
 
 
-def _blur_planes(a: np.ndarray, stride: tuple[int, int], m: int, circular: bool) -> np.ndarray:
+def _check_blur_fits(h: int, w: int, m: int, before, after, bp: _BlurPad) -> tuple[int, int]:
+    """The output size; ValueError where PyTorch raises (reflection pads too large, nothing left)."""
+    if bp.mode == "reflect" and (max(before[0], after[0]) >= h or max(before[1], after[1]) >= w):
+        where = (f"({before[0]}, {after[0]}) on each axis" if (before[0], after[0]) == (before[1], after[1])
+                 else f"({before[0]}, {after[0]}) rows and ({before[1]}, {after[1]}) columns")
+        raise ValueError(
+            f"blur_size={m} pads {where}, and reflection padding (PyTorch's "
+            f"ReflectionPad2d) needs every pad smaller than the input side; got (H, W) = {(h, w)} "
+            f"(use circular=True, a smaller blur_size or a larger input)"
+        )
+    hp, wp = h + before[0] + after[0], w + before[1] + after[1]
+    if hp < m or wp < m:
+        raise ValueError(f"blur_size={m} is larger than the padded input {(hp, wp)}: no output")
+    return hp, wp
+
+
+def _blur_planes(a: np.ndarray, stride: tuple[int, int], m: int, bp: _BlurPad) -> np.ndarray:
     """BlurPool of (P, H, W) planes: pad, separable correlation, keep every stride-th."""
     _, h, w = a.shape
     sh, sw = stride
-    if m == 1:  # antialiased-cnns' identity path: x[:, :, ::s, ::s]
+    before, after = bp.amounts(m, stride)
+    if m == 1 and before == after == (0, 0):  # antialiased-cnns' identity path: x[:, :, ::s, ::s]
         return a[:, ::sh, ::sw].copy()
-    p0, p1 = (m - 1) // 2, m // 2
-    if not circular:
-        if p1 >= h or p1 >= w:
-            raise ValueError(
-                f"blur_size={m} pads ({p0}, {p1}) on each axis, and reflection padding (PyTorch's "
-                f"ReflectionPad2d) needs every pad smaller than the input side; got (H, W) = {(h, w)} "
-                f"(use circular=True, a smaller blur_size or a larger input)"
-            )
+    hp, wp = _check_blur_fits(h, w, m, before, after, bp)
     # Reflect is PyTorch's ReflectionPad2d: scipy's (and _bands') 'mirror'.
-    xp = pad(a, (p0, p0), (p1, p1), "wrap" if circular else "mirror")
+    xp = pad(a, before, after, _PAD_MODE[bp.mode])
+    if m == 1:  # antialiased-cnns with pad_off: pad, then subsample
+        return xp[:, ::sh, ::sw].astype(a.dtype, copy=True)
     xp = xp.astype(np.float64, copy=False)
-    oh, ow = -(-h // sh), -(-w // sw)
+    oh, ow = (hp - m) // sh + 1, (wp - m) // sw + 1
     taps = _taps(m)
     acc = None
     for k, t in enumerate(taps):  # along H, only the rows that are kept
@@ -184,21 +270,70 @@ def _check_fits(a: np.ndarray, size: tuple[int, int], circular: bool) -> None:
         )
 
 
-def _blurpool(a: np.ndarray, size, stride, padding, dilation, m: int, circular: bool) -> np.ndarray:
+def _blurpool(a: np.ndarray, size, stride, padding, dilation, m: int, circular: bool, bp: _BlurPad) -> np.ndarray:
     """MaxBlurPool of (P, H, W) planes: the max stage, then BlurPool."""
-    return _blur_planes(_max_stage(a, size, padding, dilation, circular), stride, m, circular)
+    return _blur_planes(_max_stage(a, size, padding, dilation, circular), stride, m, bp)
 
 
-def _aps_pool(a: np.ndarray, lead, size, stride, m: int, circular: bool) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _ApsRule:
+    """How APS chooses: the criterion, the tie order, or a given phase (then neither counts)."""
+
+    criterion: str = "l2"
+    ties: str = "first"
+    phase: Any = None  # None, or (n, 2) int64 phases to apply
+
+
+def _aps_rule(criterion: Any = "l2", ties: Any = "first", phase: Any = None) -> _ApsRule:
+    crit = _choice(criterion, "criterion", APS_CRITERIA, APS_CRITERION_ALIASES)
+    tie = _choice(ties, "ties", APS_TIES)
+    if phase is not None:
+        ph = np.asarray(phase)
+        if ph.dtype.kind not in "iu" or ph.ndim not in (1, 2) or ph.shape[-1] != 2:
+            raise ValueError(f"phase must be ints (i, j) or an (N, 2) array of them, got {phase!r}")
+        phase = ph.reshape(-1, 2).astype(np.int64)
+    return _ApsRule(crit, tie, phase)
+
+
+def _aps_pool(a: np.ndarray, lead, size, stride, m: int, circular: bool, bp: _BlurPad,
+              rule: _ApsRule = _ApsRule()) -> tuple[np.ndarray, np.ndarray]:
     """Max (stride 1) -> optional blur (stride 1) -> APS of (P, H, W) planes; (out, phases)."""
     y = _max_stage(a, size, 0, 1, circular)
-    if m > 1:
-        y = _blur_planes(y, (1, 1), m, circular)
-    return _aps_planes(y, lead, stride, True)
+    if m > 1:  # as ApsPool: filt_size 1 neither blurs nor pads
+        y = _blur_planes(y, (1, 1), m, bp)
+    return _aps_planes(y, lead, stride, True, rule)
+
+
+def _aps_scores(comps: np.ndarray, criterion: str) -> np.ndarray:
+    """(n, K) scores of the components; sums in float64 over sorted terms (independent of position)."""
+    if criterion in ("linf", "max"):
+        vals = np.abs(comps) if criterion == "linf" else comps
+        return vals.max(axis=-1)
+    terms = np.square(comps, dtype=np.float64) if criterion.startswith("l2") else np.abs(comps).astype(np.float64)
+    terms.sort(axis=-1)  # the sum no longer depends on where the values sit
+    return terms.sum(axis=-1)
+
+
+def _aps_choose(comps: np.ndarray, stride: tuple[int, int], rule: _ApsRule) -> np.ndarray:
+    """The chosen component index ``i * sw + j`` per sample."""
+    sh, sw = stride
+    n = comps.shape[0]
+    if rule.phase is not None:
+        ph = rule.phase
+        if ph.shape[0] not in (1, n) or (ph < 0).any() or (ph[:, 0] >= sh).any() or (ph[:, 1] >= sw).any():
+            raise ValueError(f"phase must be {n} or 1 pair(s) (i, j) with 0 <= i < {sh}, 0 <= j < {sw}, "
+                             f"got {ph.tolist()!r}")
+        return np.broadcast_to(ph[:, 0] * sw + ph[:, 1], (n,)).copy()
+    score = _aps_scores(comps, rule.criterion)
+    # The official code orders the components (0,0), (1,0), (0,1), ... (columns first) and
+    # its argmax / argmin keeps the first of equal scores in that order.
+    order = np.arange(sh * sw) if rule.ties == "first" else np.array([i * sw + j for j in range(sw) for i in range(sh)])
+    pick = np.argmin if rule.criterion.endswith("_min") else np.argmax
+    return order[pick(score[:, order], axis=1)]
 
 
 def _aps_planes(
-    a: np.ndarray, lead: tuple[int, ...], stride: tuple[int, int], pad_odd: bool
+    a: np.ndarray, lead: tuple[int, ...], stride: tuple[int, int], pad_odd: bool, rule: _ApsRule = _ApsRule()
 ) -> tuple[np.ndarray, np.ndarray]:
     """APS of (P, H, W) planes; returns (P, OH, OW) and the (n, 2) phases."""
     p, h, w = a.shape
@@ -216,10 +351,7 @@ def _aps_planes(
     c = p // n
     # comps[n, i * sw + j] = x[n, :, i::sh, j::sw], flattened over (C, OH, OW)
     comps = a.reshape(n, c, oh, sh, ow, sw).transpose(0, 3, 5, 1, 2, 4).reshape(n, sh * sw, c * oh * ow)
-    sq = np.square(comps, dtype=np.float64)
-    sq.sort(axis=-1)  # the sum no longer depends on where the values sit
-    energy = sq.sum(axis=-1)
-    idx = np.argmax(energy, axis=1)
+    idx = _aps_choose(comps, stride, rule)
     out = comps[np.arange(n), idx].reshape(p, oh, ow)
     phase = np.stack([idx // sw, idx % sw], axis=1).astype(np.int64)
     return out, phase
@@ -273,7 +405,10 @@ def blur_kernel(m: int) -> np.ndarray:
     return k / k.sum()
 
 
-def blur2d(x: Any, stride: Any = 2, blur_size: int = 3, *, circular: bool = False) -> np.ndarray:
+def blur2d(
+    x: Any, stride: Any = 2, blur_size: int = 3, *, circular: bool = False, blur_pad: str | None = None,
+    pad_off: int = 0, peer: str | None = None,
+) -> np.ndarray:
     """BlurPool: pad, depthwise binomial blur, subsample (Zhang 2019).
 
     Equals antialiased-cnns' ``BlurPool(C, pad_type='reflect', filt_size=blur_size,
@@ -295,11 +430,24 @@ def blur2d(x: Any, stride: Any = 2, blur_size: int = 3, *, circular: bool = Fals
         Wrap-pad instead of reflect (same split ``p0`` before, ``p1`` after).
         The result then commutes exactly with circular shifts by multiples of
         the stride when H and W are multiples of it.
+    blur_pad : {'reflect', 'replicate', 'zero', 'circular'}, keyword-only
+        How the blur pads when not ``circular``: PyTorch's ``ReflectionPad2d``
+        (the default, antialiased-cnns'), ``ReplicationPad2d``, ``ZeroPad2d``
+        (kornia) or ``F.pad(mode='circular')``. None: the ``peer``'s choice.
+        Aliases: ``refl``, ``repl``, ``constant``, ``wrap``.
+    pad_off : int, keyword-only
+        antialiased-cnns' ``pad_off``: added to the pad of every side (with
+        ``pad_off=1`` a 4x4 input gives 3x3 at stride 2).
+    peer : {'none', 'antialiased-cnns', 'kornia', 'timm'}, keyword-only
+        Set the padding as that peer's layer does (see "Peers" in the module
+        docstring); an explicit ``blur_pad`` wins over the peer's, ``pad_off``
+        adds to its sizes, and ``circular=True`` wins over all of them.
 
     Returns
     -------
     ndarray, shape (..., OH, OW), dtype of ``x``
-        ``OH = floor((H + p0 + p1 - m) / sh) + 1 = ceil(H / sh)``; likewise OW.
+        ``OH = floor((H + p0 + p1 - m) / sh) + 1 = ceil(H / sh)``; likewise OW
+        (with ``pad_off`` or timm's pads, ``p0`` and ``p1`` are those pads).
 
     Raises
     ------
@@ -324,13 +472,14 @@ def blur2d(x: Any, stride: Any = 2, blur_size: int = 3, *, circular: bool = Fals
     """
     stride_ = pair(stride, "stride")
     m = _blur_size(blur_size)
-    circ = check_flag(circular, "circular")
+    bp = _blur_pad(check_flag(circular, "circular"), blur_pad, pad_off, peer)
     planes, lead = as_planes(x)
-    return restore_planes(_blur_planes(planes, stride_, m, circ), lead)
+    return restore_planes(_blur_planes(planes, stride_, m, bp), lead)
 
 
 def max_blur_pool2d(
-    x: Any, size: Any = 2, stride: Any = 2, blur_size: int = 3, *, circular: bool = False
+    x: Any, size: Any = 2, stride: Any = 2, blur_size: int = 3, *, circular: bool = False,
+    blur_pad: str | None = None, pad_off: int = 0, peer: str | None = None,
 ) -> np.ndarray:
     """MaxBlurPool: max with stride 1, then BlurPool (Zhang 2019).
 
@@ -354,6 +503,9 @@ def max_blur_pool2d(
         ``circular_pad([0, 1, 0, 1])`` for size 2) and keeps H; the blur wraps
         too. The result then commutes exactly with circular shifts by
         multiples of the stride when H and W are multiples of it.
+    blur_pad, pad_off, peer : keyword-only
+        The blur's padding, as :func:`blur2d`: ``peer='kornia'`` is kornia's
+        ``MaxBlurPool2D(m, stride, max_pool_size=size)``.
 
     Returns
     -------
@@ -387,13 +539,15 @@ def max_blur_pool2d(
     stride_ = pair(stride, "stride")
     m = _blur_size(blur_size)
     circ = check_flag(circular, "circular")
+    bp = _blur_pad(circ, blur_pad, pad_off, peer)
     planes, lead = as_planes(x)
     _check_fits(planes, size_, circ)
-    return restore_planes(_blurpool(planes, size_, stride_, 0, 1, m, circ), lead)
+    return restore_planes(_blurpool(planes, size_, stride_, 0, 1, m, circ, bp), lead)
 
 
 def aps_downsample(
-    x: Any, stride: Any = 2, *, circular_pad_odd: bool = True, return_phase: bool = False
+    x: Any, stride: Any = 2, *, circular_pad_odd: bool = True, return_phase: bool = False,
+    criterion: str = "l2", ties: str = "first", phase: Any = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Adaptive polyphase sampling: keep the polyphase component of largest norm.
 
@@ -415,6 +569,21 @@ def aps_downsample(
         2). If False, such sizes raise ``ValueError``.
     return_phase : bool, keyword-only
         Also return the chosen phase ``(i, j)``.
+    criterion : {'l2', 'l1', 'linf', 'max', 'l2_min', 'l1_min'}, keyword-only
+        Which component is kept, the official ``apspool_criterion``: the
+        largest l2 norm (the default), l1 norm, max ``|x|`` (``l_infty``), max
+        ``x`` (``non_abs_max``), or the smallest l2 / l1 norm. The official
+        names are accepted too.
+    ties : {'first', 'official'}, keyword-only
+        Among exactly equal scores keep the lowest row-major index
+        ``i * sw + j`` (``'first'``, the default), or the first in the
+        reference's order (0,0), (1,0), (0,1), (1,1) -- columns first
+        (``'official'``, what ``torch.argmax`` over its components keeps).
+    phase : (int, int) or array of shape (N, 2), keyword-only
+        Take these components instead of choosing (the official
+        ``polyphase_indices``): with ``return_phase=True`` on one map, a
+        caller applies the same choice to others (a skip connection).
+        ``criterion`` and ``ties`` are then not used.
 
     Returns
     -------
@@ -450,10 +619,11 @@ def aps_downsample(
     stride_ = pair(stride, "stride")
     pad_odd = check_flag(circular_pad_odd, "circular_pad_odd")
     want_phase = check_flag(return_phase, "return_phase")
+    rule = _aps_rule(criterion, ties, phase)
     planes, lead = as_planes(x)
-    out, phase = _aps_planes(planes, lead, stride_, pad_odd)
+    out, chosen = _aps_planes(planes, lead, stride_, pad_odd, rule)
     out = restore_planes(out, lead)
-    return (out, _phase_out(phase, lead)) if want_phase else out
+    return (out, _phase_out(chosen, lead)) if want_phase else out
 
 
 def aps_pool2d(
@@ -464,6 +634,12 @@ def aps_pool2d(
     *,
     circular: bool = True,
     return_phase: bool = False,
+    criterion: str = "l2",
+    ties: str = "first",
+    phase: Any = None,
+    blur_pad: str | None = None,
+    pad_off: int = 0,
+    peer: str | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Max pooling with APS subsampling (Chaman & Dokmanic 2021).
 
@@ -490,6 +666,11 @@ def aps_pool2d(
         reflect padding for the blur (an APS after MaxBlurPool's stages).
     return_phase : bool, keyword-only
         Also return the chosen phase, as :func:`aps_downsample`.
+    criterion, ties, phase : keyword-only
+        As :func:`aps_downsample`.
+    blur_pad, pad_off, peer : keyword-only
+        The blur's padding when not ``circular``, as :func:`blur2d`
+        (``ApsPool(pad_type='zero')`` is ``circular=False, blur_pad='zero'``).
 
     Returns
     -------
@@ -520,11 +701,13 @@ def aps_pool2d(
     m = _blur_size(blur_size)
     circ = check_flag(circular, "circular")
     want_phase = check_flag(return_phase, "return_phase")
+    bp = _blur_pad(circ, blur_pad, pad_off, peer)
+    rule = _aps_rule(criterion, ties, phase)
     planes, lead = as_planes(x)
     _check_fits(planes, size_, circ)
-    out, phase = _aps_pool(planes, lead, size_, stride_, m, circ)
+    out, chosen = _aps_pool(planes, lead, size_, stride_, m, circ, bp, rule)
     out = restore_planes(out, lead)
-    return (out, _phase_out(phase, lead)) if want_phase else out
+    return (out, _phase_out(chosen, lead)) if want_phase else out
 
 
 # ----------------------------------------------------------------------------- the pooling modes
@@ -534,59 +717,77 @@ def aps_pool2d(
 # names (stride defaults to size; padding_mode='circular' wraps every step).
 
 
-def _mode_args(size: Any, stride: Any, blur_size: Any, padding_mode: Any) -> tuple:
+def _mode_args(size: Any, stride: Any, blur_size: Any, padding_mode: Any, blur_pad: Any, pad_off: Any,
+               peer: Any) -> tuple:
     circular = check_padding_mode(padding_mode)
     size_ = pair(size, "size")
     stride_ = size_ if stride is None else pair(stride, "stride")
-    return size_, stride_, _blur_size(blur_size), circular
+    return size_, stride_, _blur_size(blur_size), circular, _blur_pad(circular, blur_pad, pad_off, peer)
 
 
 def blurpool_mode(
     x: Any, size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, *, blur_size: int = 3,
-    padding_mode: str = "default",
+    padding_mode: str = "default", blur_pad: str | None = None, pad_off: int = 0, peer: str = "none",
 ) -> np.ndarray:
     """The ``blurpool`` mode: max with ``size``, stride 1, ``padding`` and ``dilation``, then BlurPool(``stride``).
 
     :func:`max_blur_pool2d` with pool2d's parameters (Zhang 2019,
-    adobe/antialiased-cnns' MaxBlurPool).
+    adobe/antialiased-cnns' MaxBlurPool); ``blur_pad``, ``pad_off`` and
+    ``peer`` as :func:`blur2d` (``padding_mode='circular'`` wins over them).
 
     >>> blurpool_mode(np.arange(16.0).reshape(4, 4), 2).shape
     (2, 2)
+    >>> blurpool_mode(np.ones((5, 5)), 2, stride=2, peer="kornia")
+    array([[0.5625, 0.75  ],
+           [0.75  , 1.    ]])
     """
-    size_, stride_, m, circular = _mode_args(size, stride, blur_size, padding_mode)
+    size_, stride_, m, circular, bp = _mode_args(size, stride, blur_size, padding_mode, blur_pad, pad_off, peer)
     planes, lead = as_planes(x)
-    return restore_planes(_blurpool(planes, size_, stride_, padding, dilation, m, circular), lead)
+    return restore_planes(_blurpool(planes, size_, stride_, padding, dilation, m, circular, bp), lead)
 
 
 def blur_mode(
-    x: Any, size: Any, stride: Any = None, *, blur_size: int = 3, padding_mode: str = "default"
+    x: Any, size: Any, stride: Any = None, *, blur_size: int = 3, padding_mode: str = "default",
+    blur_pad: str | None = None, pad_off: int = 0, peer: str = "none",
 ) -> np.ndarray:
     """The ``blur`` mode: :func:`blur2d` alone (``size`` only sets the default stride).
 
     >>> blur_mode(np.ones((4, 4)), 2)
     array([[1., 1.],
            [1., 1.]])
+    >>> blur_mode(np.ones((4, 4)), 2, peer="kornia")  # zero padding
+    array([[0.5625, 0.75  ],
+           [0.75  , 1.    ]])
+    >>> blur_mode(np.ones((4, 4)), 2, pad_off=1).shape  # antialiased-cnns' pad_off
+    (3, 3)
     """
-    _, stride_, m, circular = _mode_args(size, stride, blur_size, padding_mode)
+    _, stride_, m, _, bp = _mode_args(size, stride, blur_size, padding_mode, blur_pad, pad_off, peer)
     planes, lead = as_planes(x)
-    return restore_planes(_blur_planes(planes, stride_, m, circular), lead)
+    return restore_planes(_blur_planes(planes, stride_, m, bp), lead)
 
 
 def aps_mode(
-    x: Any, size: Any, stride: Any = None, *, blur_size: int = 1, padding_mode: str = "default"
+    x: Any, size: Any, stride: Any = None, *, blur_size: int = 1, padding_mode: str = "default",
+    blur_pad: str | None = None, pad_off: int = 0, peer: str = "none", criterion: str = "l2",
+    ties: str = "first",
 ) -> np.ndarray:
     """The ``aps`` mode: max with ``size`` and stride 1, an optional blur, then APS (``stride``).
 
     :func:`aps_pool2d` with pool2d's parameters; ``blur_size=1`` (no blur)
     by default, as :func:`aps_pool2d` and the reference. Not circular (the
-    default ``padding_mode``): no padding for the max and reflect for the
-    blur; ``'circular'``: wrapped everywhere.
+    default ``padding_mode``): no padding for the max and ``blur_pad``
+    (reflect) for the blur; ``'circular'``: wrapped everywhere.
+    ``criterion`` and ``ties`` as :func:`aps_downsample`.
 
     >>> aps_mode(np.arange(16.0).reshape(4, 4), 2, padding_mode="circular")
     array([[10., 11.],
            [14., 15.]])
+    >>> aps_mode(np.arange(16.0).reshape(4, 4), 2, padding_mode="circular", criterion="l2_min")
+    array([[ 5.,  7.],
+           [13., 15.]])
     """
-    size_, stride_, m, circular = _mode_args(size, stride, blur_size, padding_mode)
+    size_, stride_, m, circular, bp = _mode_args(size, stride, blur_size, padding_mode, blur_pad, pad_off, peer)
+    rule = _aps_rule(criterion, ties)
     planes, lead = as_planes(x)
-    out, _ = _aps_pool(planes, lead, size_, stride_, m, circular)
+    out, _ = _aps_pool(planes, lead, size_, stride_, m, circular, bp, rule)
     return restore_planes(out, lead)

@@ -56,6 +56,8 @@ __all__ = [
     "parse",
     "circular_stack",
     "swap_pooling",
+    "method_spec",
+    "method_name",
     "swappable_modes",
     "check_padding",
 ]
@@ -522,18 +524,68 @@ def swappable_modes() -> tuple[str, ...]:
     )
 
 
+def method_spec(method: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """A ``--compare`` method, ``name`` or ``name(key=value, ...)``: its mode and its own non-default arguments.
+
+    The window, stride and padding come from the stack, so a method may not give ``size`` or
+    ``stride``; :func:`method_name` spells the result canonically. Raises UsageError.
+
+    >>> method_spec("maxblurpool(peer=Kornia, blur_size=3)")
+    ('blurpool', (('peer', 'kornia'),))
+    """
+    parser = _Parser(method)
+    t = parser.take()
+    if t.kind != "word":
+        raise UsageError(f"expected a pooling method like blurpool(peer=kornia), got {excerpt(method)}")
+    args: list[tuple[str | None, Any]] = []
+    if parser.at("("):
+        parser.take()
+        while not parser.at(")"):
+            parser.arg(args, [])
+            if parser.at(","):
+                parser.take()
+            elif not parser.at(")"):
+                raise UsageError(f"{excerpt(method)}: expected ',' or ')' at {_got(parser.peek())}")
+        parser.take()
+    if parser.peek().kind != "end":
+        raise UsageError(f"{excerpt(method)}: unexpected {_got(parser.peek())} after the method")
+    try:
+        spec = registry()[canonical_name(t.text)]
+        given = _assign(spec, [(k, v) for k, v in args]) if args else {}
+    except ArgError as exc:
+        raise UsageError(str(exc)) from None
+    if spec.kind != "pool" or given.keys() & {"size", "stride"}:
+        raise UsageError(f"{excerpt(method)}: a --compare method is a window pooling mode whose size and stride "
+                         f"come from the stack, e.g. blurpool(peer=kornia)")
+    return spec.name, tuple((q.name, given[q.name][0]) for q in spec.params
+                            if q.name in given and given[q.name][0] != q.default)
+
+
+def method_name(name: str, params: tuple[tuple[str, Any], ...]) -> str:
+    """The canonical spelling of a method: ``blurpool``, ``blurpool(peer=kornia)``."""
+    return f"{name}({', '.join(f'{k}={format_value(v)}' for k, v in params)})" if params else name
+
+
 def swap_pooling(stack: Stack, method: str, *, p: float = 2.0) -> Stack:
     """The same stack with every pooling stage done by ``method`` (window and stride kept).
 
-    Parameters the new method does not take are dropped; ``lp`` gets norm ``p``.
+    ``method`` is a mode name or a mode with its own arguments (``blurpool(peer=kornia)``,
+    ``aps(criterion=l1)``, see :func:`method_spec`); they replace the stage's. Parameters the
+    new method does not take are dropped; ``lp`` gets norm ``p`` unless the method gives one.
 
     >>> str(swap_pooling(parse("sobel | max(3, stride=2, padding=1)"), "blurpool"))
     'sobel | blurpool(size=3, stride=2, padding=1)'
+    >>> str(swap_pooling(parse("max(2)"), "blurpool(peer=kornia)"))
+    'blurpool(size=2, stride=2, peer=kornia)'
     """
+    plain = "(" not in method
     key = STAGE_ALIASES.get(method.strip().lower(), method.strip().lower())
     methods = swappable_modes()
-    if key not in methods:
+    if plain and key not in methods:
         raise UsageError(f"unknown pooling method {method!r}; known: {', '.join(methods)}")
+    own: tuple[tuple[str, Any], ...] = ()
+    if not plain:
+        key, own = method_spec(method)
     spec = registry()[key]
     stages = []
     for stage in stack.stages:
@@ -547,10 +599,12 @@ def swap_pooling(stack: Stack, method: str, *, p: float = 2.0) -> Stack:
             params["stride"] = op.get("stride") if op.get("stride") is not None else op.get("size")
         if spec.param("p") is not None and spec.param("p").required:
             params["p"] = p
+        params.update(own)
+        missing = [q.name for q in spec.params if q.required and q.name not in params]
+        if missing:
+            raise UsageError(f"{method}: give {', '.join(missing)} in the method, e.g. {key}({missing[0]}=...)")
         kept = tuple((q.name, params[q.name]) for q in spec.params if q.name in params and params[q.name] != q.default)
         if params["stride"] == params["size"]:
             kept = tuple((k, v) for k, v in kept if k != "stride")
         stages.append(Stage((Op(key, kept),)))
     return Stack(tuple(stages))
-
-

@@ -1,0 +1,114 @@
+"""Batch commands as jobs: :func:`execute` runs any :class:`~poolcli.jobs.base.Job` over PATH arguments.
+
+One module per command (:mod:`~poolcli.jobs.run`, :mod:`~poolcli.jobs.invariance`)
+implements the protocol of :mod:`~poolcli.jobs.base`; discovery and markers
+(:mod:`poolcli.batch`) and the executors (:mod:`poolcli.parallel`) serve
+every job alike. A new batch command is one new module here.
+
+:func:`execute` is the whole life of a batch command short of printing:
+
+1. :func:`prepare`: ``--resume`` with ``--force`` is refused, ``--scheduler``
+   and ``--out`` are checked, the PATHs are scanned (``--out`` excluded), and
+   an earlier run's outputs are refused without ``--resume``/``--force``; then
+   ``job.check()``. All before any work; errors are
+   :class:`~poolcli.errors.UsageError` / :class:`~poolcli.errors.OutputError`.
+2. the numeric thread count per process, then :func:`poolcli.parallel.run_batch`;
+3. ``job.finish(outcome)``: the report files, written while Ctrl-C is held
+   back (see :class:`poolcli.parallel.Interrupts`).
+
+It returns a :class:`~poolcli.jobs.base.JobOutcome`: the report, what
+happened, the exit code and the lines for stderr; the CLI prints.
+
+Imports: :mod:`poolcli.jobs.base`, :mod:`poolcli.batch`, :mod:`poolcli.parallel`,
+:mod:`poolcli.outputs`, :mod:`poolcli.errors`, :mod:`poolcli._threads` (lazily).
+Not the job modules: import them yourself (``from poolcli.jobs.run import RunJob``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from ..batch import Discovery, previous_outputs, scan
+from ..errors import UsageError
+from ..outputs import check_writable
+from ..parallel import Interrupts, Progress, check_scheduler, run_batch
+from .base import BatchArgs, Job, JobOutcome, LoadArgs
+
+__all__ = ["execute", "prepare", "thread_count", "BatchArgs", "LoadArgs", "Job", "JobOutcome", "ProgressFactory"]
+
+ProgressFactory = Callable[[Discovery, int], Progress]  # (what the scan found, number of inputs) -> Progress
+
+
+def prepare(job: Job, paths: Sequence[Path], out: Path, batch: BatchArgs) -> tuple[Path, Discovery]:
+    """Check the options, find the inputs, refuse to overwrite an earlier run: ``(out_dir, discovery)``."""
+    if batch.resume and batch.force:
+        raise UsageError("--resume and --force cannot be combined: --resume keeps finished outputs, --force redoes them")
+    check_scheduler(batch.scheduler)
+    out_dir = check_writable(out)
+    found = scan(list(paths), recursive=batch.recursive, globs=batch.globs, exclude=[out_dir])
+    if not found.items:
+        raise UsageError("no images found in " + ", ".join(str(p) for p in paths))
+    if not (batch.resume or batch.force):
+        prev = previous_outputs(out_dir, found.items, job)
+        if prev is not None:
+            raise UsageError(
+                f"--out {out_dir} already holds outputs of an earlier run ({prev}): "
+                "add --resume to finish that run, or --force to overwrite it"
+            )
+    job.check()
+    return out_dir, found
+
+
+def thread_count(batch: BatchArgs, n_inputs: int) -> tuple[int, int]:
+    """``(workers, threads per process)``: ``--workers`` or the cores; ``--threads`` or the cores shared out."""
+    cores = os.cpu_count() or 1
+    workers = batch.workers or cores
+    return workers, batch.threads if batch.threads else max(1, cores // min(workers, max(1, n_inputs)))
+
+
+def execute(
+    job: Job,
+    paths: Sequence[Path],
+    out: Path,
+    batch: BatchArgs = BatchArgs(),
+    *,
+    progress: Optional[ProgressFactory] = None,
+    debug: bool = False,
+) -> JobOutcome:
+    """Run ``job`` on the images under ``paths`` into ``out``; write its reports; return the outcome.
+
+    ``progress(found, total)`` builds the :class:`~poolcli.parallel.Progress`
+    that reports each input (``found`` is the :class:`~poolcli.batch.Discovery`,
+    ``total`` the number of inputs); None: silent. With ``debug``, a failing
+    input or Ctrl-C raises instead of being recorded. A Ctrl-C that arrives
+    after the last input, while the reports are written, is raised as
+    ``KeyboardInterrupt`` once they are complete.
+    """
+    from .._threads import set_num_threads
+
+    out_dir, found = prepare(job, paths, out, batch)
+    items = found.items
+    workers, threads = thread_count(batch, len(items))
+    # Set before the worker processes fork, so that they inherit it; several
+    # processes share the cores rather than each starting one thread per core.
+    set_num_threads(threads)
+    bar = progress(found, len(items)) if progress is not None else Progress(None, "none", len(items))
+    with Interrupts() as interrupts:
+        res = run_batch(
+            items, job, out_dir=out_dir, workers=workers, scheduler=batch.scheduler, resume=batch.resume,
+            progress=bar, debug=debug, interrupts=interrupts,
+        )
+        outcome = JobOutcome(
+            out_dir=out_dir,
+            items=items,
+            report_name=job.report_name,
+            results=res.results,
+            errors=res.errors,
+            counts=res.counts(len(items), found.skipped),
+            interrupted=res.interrupted,
+            execution={"workers": res.workers, "scheduler": res.scheduler},
+        )
+        outcome.report = job.finish(outcome)
+    return outcome

@@ -1,0 +1,280 @@
+"""The ``run`` job: every stage's maps of each input, a montage, then report.json and shapes.csv.
+
+:func:`run_one` is the whole single-image pipeline: load (with the NaN policy
+and the pixel / frame limits of the options), run every stage, then write each
+stage's ``.npy`` and PNGs, the unpool map of every plain max-pooling stage and
+the montage (atomically; nothing is written for an input that fails), and
+return the record that ``report.json`` stores. :class:`RunJob` (also known as
+``RunOptions``) is the job: its options, where its marker lives
+(``<out>/<out_rel>/record.json``, beside the maps it vouches for) and how its
+report is assembled.
+
+Imports: :mod:`poolcli.jobs.base`, :mod:`poolcli.batch` (``InputItem``),
+:mod:`poolcli.outputs`, :mod:`poolcli.stack`, :mod:`poolcli.errors`; lazily
+numpy, :mod:`poolcli.images`, :mod:`poolcli.pooling` (unpool maps) and
+:mod:`poolcli.report` (the CSV rows). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+from ..batch import InputItem
+from ..errors import InputError, PoolcliError, UsageError
+from ..outputs import atomic_write_bytes, safe_name, save_csv, save_json, save_npy
+from ..stack import Stack, apply_stage
+from .base import Job, JobOutcome, load_input
+
+__all__ = [
+    "RunJob",
+    "RunOptions",
+    "run_one",
+    "stage_facts",
+    "unpool_geometry",
+    "unpool_map",
+    "check_stack",
+    "RUN_MARKER",
+]
+
+RUN_MARKER = "record.json"
+MONTAGE_TILE = 256  # images.montage's default tile height; larger maps are subsampled there
+
+
+@dataclass(frozen=True)
+class RunJob(Job):
+    """``poolcli run``: the options that shape each input's outputs (``out_dir`` is set per task)."""
+
+    name: ClassVar[str] = "run"
+    report_name: ClassVar[str] = "report.json"
+
+    stack: Stack
+    out_dir: Optional[Path] = None  # where run_one writes; the executor gives each task --out
+    color: str = "gray"
+    dense_units: int = 128
+    png: bool = True
+    montage: bool = True
+    unpool: bool = True  # an unpool map per max-pooling stage
+    nan: str = "error"  # images.load_image's NaN policy
+    max_pixels: Optional[int] = None
+    max_frames: Optional[int] = None
+
+    def options_key(self) -> dict[str, Any]:
+        return {
+            "command": self.name,
+            "stack": str(self.stack),
+            "color": self.color,
+            "dense_units": self.dense_units,
+            "png": self.png,
+            "montage": self.montage,
+            "unpool": self.unpool,
+            "nan": self.nan,
+            "max_pixels": self.max_pixels,
+            "max_frames": self.max_frames,
+        }
+
+    def produce(self, item: InputItem, out_dir: Path) -> dict:
+        return run_one(item, replace(self, out_dir=out_dir))
+
+    @classmethod
+    def marker_path(cls, out_dir: Path, item: InputItem) -> Path:
+        return out_dir / item.out_rel / RUN_MARKER
+
+    def result_from_marker(self, doc: dict[str, Any]) -> Any:
+        rec = doc.get(self.marker_key)
+        return rec if isinstance(rec, dict) else None
+
+    def outputs_of(self, result: Any) -> list[str]:
+        stages = result.get("stages", [])
+        files = [s.get("npy") for s in stages]
+        files += [png for s in stages for png in s.get("png", [])]
+        files += [s.get("unpool_npy") for s in stages]
+        files += [png for s in stages for png in s.get("unpool_png", [])]
+        files.append(result.get("montage"))
+        return [f for f in files if f is not None]
+
+    @classmethod
+    def previous_output(cls, out_dir: Path, item: InputItem) -> str | None:
+        d = out_dir / item.out_rel
+        try:
+            if any(f.is_file() for f in d.iterdir()):
+                return d.relative_to(out_dir).as_posix() + "/"
+        except OSError:
+            pass
+        return None
+
+    def finish(self, outcome: JobOutcome) -> dict[str, Any]:
+        """report.json and shapes.csv."""
+        from ..report import SHAPES_CSV_HEADER, shapes_csv_rows
+        from .. import __version__
+
+        out_dir = outcome.out_dir
+        records = outcome.records
+        report = {
+            "poolcli_version": __version__,
+            "stack": str(self.stack),
+            "color": self.color,
+            "dense_units": self.dense_units,
+            "nan": self.nan,
+            "max_pixels": self.max_pixels,
+            "max_frames": self.max_frames,
+            "out_dir": str(out_dir),
+            "inputs": records,
+            "failures": outcome.failures,
+            "summary": outcome.counts,
+            "interrupted": outcome.interrupted,
+            "execution": outcome.execution,
+        }
+        save_json(out_dir / self.report_name, report)
+        save_csv(out_dir / "shapes.csv", SHAPES_CSV_HEADER, shapes_csv_rows(records))
+        outcome.written += [self.report_name, "shapes.csv"]
+        return report
+
+
+RunOptions = RunJob  # the name cli.py and users know
+
+
+def check_stack(stack: Stack) -> None:
+    """Reject an empty stack before any work starts."""
+    if not stack.stages:
+        raise UsageError("the stack is empty: give --pool, --filter, --stack, --preset or --config")
+
+
+def stage_facts(shape: tuple[int, ...], input_shape: tuple[int, ...], dense_units: int) -> dict:
+    """Elements, memory, spatial reduction and downstream dense parameters of one map."""
+    c, h, w = (int(v) for v in shape)
+    elements = c * h * w
+    return {
+        "shape": [c, h, w],
+        "elements": elements,
+        "bytes": elements * 4,
+        "reduction": (input_shape[1] * input_shape[2]) / (h * w),
+        "dense_params": elements * dense_units + dense_units,
+    }
+
+
+def unpool_geometry(stage) -> dict | None:
+    """The max-pooling parameters of ``stage`` when it gets an unpool map, else None.
+
+    Plain max pooling only: one ``max`` op with the default padding mode and
+    dilation 1 (what ``max_pool2d_with_indices`` / ``max_unpool2d`` describe).
+    """
+    if stage.kind != "pool" or len(stage.ops) != 1:
+        return None
+    op = stage.ops[0]
+    if op.name != "max" or op.get("padding_mode") != "default" or tuple(op.get("dilation")) != (1, 1):
+        return None
+    return {key: op.get(key) for key in ("size", "stride", "padding", "ceil_mode")}
+
+
+def unpool_map(x, geometry: dict):
+    """The input ``x`` (C, H, W) of a max stage with every kept maximum in place, zeros elsewhere.
+
+    ``pool2d(x, "max", ..., return_indices=True)`` then
+    ``unpool2d(out, idx, size, stride, padding, output_size=(H, W))``.
+    """
+    from ..pooling import pool2d
+    from ..pooling_family import unpool2d
+
+    g = geometry
+    out, idx = pool2d(x, "max", g["size"], g["stride"], g["padding"], 1, g["ceil_mode"], return_indices=True)
+    return unpool2d(out, idx, g["size"], g["stride"], g["padding"], output_size=tuple(x.shape[-2:]))
+
+
+def compute_stages(item: InputItem, x, opts: RunJob) -> list[tuple]:
+    """``(index, stage, output, unpool map or None)`` for every stage; nothing written yet."""
+    import numpy as np
+
+    computed = []
+    for index, stage in enumerate(opts.stack.stages, start=1):
+        try:
+            with np.errstate(all="ignore"):
+                y = np.ascontiguousarray(apply_stage(x, stage), dtype=np.float32)
+                geometry = unpool_geometry(stage) if opts.unpool else None
+                unpooled = None
+                if geometry is not None:
+                    unpooled = np.ascontiguousarray(unpool_map(x, geometry), dtype=np.float32)
+        except PoolcliError:
+            raise
+        except ValueError as exc:
+            raise InputError(item.path, f"stage {index} ({stage}): {exc}") from None
+        computed.append((index, stage, y, unpooled))
+        x = y
+    return computed
+
+
+def run_one(item: InputItem, opts: RunJob) -> dict:
+    """Run the stack on one image and write its outputs under ``opts.out_dir``; return its report record.
+
+    Every stage is computed before anything is written, so an input that fails
+    (unreadable, or too small for a pooling window) leaves no files behind.
+    For each plain max-pooling stage (see :func:`unpool_geometry`) an unpool
+    map is written too (``stageNN_<name>_unpool.npy`` and ``_unpool_c<k>.png``,
+    the record's ``unpool_npy`` and ``unpool_png``) unless ``opts.unpool`` is
+    false; the montage shows it after the stage when it fits without
+    subsampling (at most 256 rows and 1024 columns).
+
+    Raises :class:`~poolcli.errors.InputError` for an unreadable image or one
+    the stack cannot process (e.g. smaller than a pooling window).
+    """
+    from .. import images
+
+    x = source = load_input(item, opts)
+    input_shape = tuple(int(v) for v in x.shape)
+    computed = compute_stages(item, x, opts)
+    stages, panels = write_stages(item, computed, input_shape, opts)
+    record = {
+        "path": item.label,
+        "out_dir": item.out_rel.as_posix(),
+        "input_shape": list(input_shape),
+        "input": stage_facts(input_shape, input_shape, opts.dense_units),
+        "stages": stages,
+    }
+    if opts.montage:
+        png = opts.out_dir / item.out_rel / "montage.png"
+        atomic_write_bytes(png, images.montage(source, panels))
+        record["montage"] = png.relative_to(opts.out_dir).as_posix()
+    return record
+
+
+def write_stages(item: InputItem, computed: list[tuple], input_shape: tuple, opts: RunJob) -> tuple[list, list]:
+    """Write every stage's maps (and unpool maps); return (the stage records, the montage panels)."""
+    from .. import images
+
+    out_dir = opts.out_dir / item.out_rel
+
+    def write_maps(stem: str, maps) -> tuple[str, list[str]]:
+        npy = out_dir / f"{stem}.npy"
+        save_npy(npy, maps)
+        pngs = []
+        if opts.png:
+            for c in range(maps.shape[0]):
+                png = out_dir / f"{stem}_c{c}.png"
+                atomic_write_bytes(png, images.encode_png(images.to_uint8(maps[c])))
+                pngs.append(png.relative_to(opts.out_dir).as_posix())
+        return npy.relative_to(opts.out_dir).as_posix(), pngs
+
+    stages = []
+    panels = []
+    for index, stage, y, unpooled in computed:
+        stem = f"stage{index:02d}_{safe_name(stage.name, 40)}"
+        npy_rel, pngs = write_maps(stem, y)
+        rec = {
+            "index": index,
+            "name": stage.name,
+            "spec": str(stage),
+            "stride": list(stage.stride()),
+            **stage_facts(y.shape, input_shape, opts.dense_units),
+            "npy": npy_rel,
+            "png": pngs,
+        }
+        shape_txt = "x".join(str(v) for v in y.shape)
+        panels.append((f"{index}: {stage.name} {shape_txt}", y))
+        if unpooled is not None:
+            rec["unpool_npy"], rec["unpool_png"] = write_maps(f"{stem}_unpool", unpooled)
+            if unpooled.shape[-2] <= MONTAGE_TILE and unpooled.shape[-1] <= 4 * MONTAGE_TILE:
+                # only where the montage shows it pixel for pixel: subsampled, a sparse map would lie
+                panels.append((f"{index}: unpool", unpooled))
+        stages.append(rec)
+    return stages, panels
