@@ -332,6 +332,14 @@ def _norm(a: np.ndarray) -> float:
     return float(np.sqrt(np.sum(a * a)))
 
 
+def _norm_into(a: np.ndarray, out: np.ndarray | None) -> float:
+    """:func:`_norm` with the squares written into ``out`` (C-contiguous, ``a``'s shape): the same sum."""
+    if out is None:
+        return _norm(a)
+    np.multiply(a, a, out=out)
+    return float(np.sqrt(np.sum(out)))
+
+
 def _as_map(f: Any, name: str) -> np.ndarray:
     return _raw_map(f, name).astype(np.float64)
 
@@ -384,13 +392,34 @@ def _pieces(n: int, k: int) -> list[tuple[slice, slice]]:
     return out
 
 
+def _roll_pieces(h: int, w: int, u: int, v: int) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:
+    """((rows, cols) of the rolled map, (rows, cols) of the original) for ``np.roll`` by ``(u, v)``."""
+    return [((rb, cb), (ra, ca)) for rb, ra in _pieces(h, u) for cb, ca in _pieces(w, v)]
+
+
 def _roll_dot(a: np.ndarray, b: np.ndarray, u: int, v: int) -> float:
-    """``<b, np.roll(a, (u, v), axis=(-2, -1))>`` from views (no rolled copy), float64."""
+    """``<b, np.roll(a, (u, v), axis=(-2, -1))>`` without a rolled copy (float64, any summation order).
+
+    C-contiguous maps: per channel, two contiguous BLAS dots of the flat arrays
+    shifted by ``u w + v`` (a flat roll), then the ``v`` wrapped columns, which
+    the flat roll pairs with the row above, corrected. Otherwise einsum over
+    the four wrap-around pieces.
+    """
     h, w = a.shape[-2:]
+    if not (a.flags.c_contiguous and b.flags.c_contiguous):
+        return sum(
+            float(np.einsum("cij,cij->", b[:, rb, cb], a[:, ra, ca])) for (rb, cb), (ra, ca) in _roll_pieces(h, w, u, v)
+        )
+    u, v, n = u % h, v % w, h * w
+    s = u * w + v
     total = 0.0
-    for rb, ra in _pieces(h, u):
-        for cb, ca in _pieces(w, v):
-            total += float(np.einsum("cij,cij->", b[:, rb, cb], a[:, ra, ca]))
+    for c in range(a.shape[0]):
+        af, bf = a[c].reshape(-1), b[c].reshape(-1)
+        total += float(np.dot(bf[s:], af[: n - s])) + (float(np.dot(bf[:s], af[n - s :])) if s else 0.0)
+        if v:  # b[i, j < v] needs a[i - u, j - v + w]; the flat roll gave a[i - u - 1, j - v + w]
+            strip, bs = a[c, :, w - v :], b[c, :, :v]
+            total += float(np.einsum("ij,ij->", bs, np.roll(strip, u, axis=0)))
+            total -= float(np.einsum("ij,ij->", bs, np.roll(strip, u + 1, axis=0)))
     return total
 
 
@@ -462,6 +491,8 @@ class Reference:
         self._dens: dict[tuple[int, int], float] = {}
         self._desc: np.ndarray | None = None
         self._sums: _SquareSums | None = None
+        self._small: bool | None = None
+        self._bufs: list[np.ndarray] = []
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -476,21 +507,34 @@ class Reference:
             raise ValueError(f"fx and ftx must have the same shape, got {self.a.shape} and {raw.shape}")
         return self._metrics(raw, raw.astype(np.float64), dy, dx)
 
+    def buf(self, k: int, b: np.ndarray) -> np.ndarray | None:
+        """Scratch array ``k`` of the map's shape (C order), or None unless both maps are C-contiguous.
+
+        Temporaries written into it hold the same values in the same layout as
+        the expressions they replace, so every sum is the same; reusing them
+        saves an allocation (and its page faults) per expression.
+        """
+        if not (self.a.flags.c_contiguous and b.flags.c_contiguous):
+            return None
+        while len(self._bufs) <= k:
+            self._bufs.append(np.empty(self.a.shape))
+        return self._bufs[k]
+
     def _metrics(self, raw: np.ndarray, b: np.ndarray, dy: int, dx: int) -> dict[str, Any]:
-        a, na = self.a, self.na
+        a, na, t = self.a, self.na, self.buf(0, b)
         with np.errstate(all="ignore"):
-            nb = _norm(b)
+            nb = _norm_into(b, t)
             cosine = None
             if na > 0 and nb > 0 and math.isfinite(na) and math.isfinite(nb):
-                c = _finite(np.sum(a * b) / (na * nb))
+                c = _finite((np.sum(a * b) if t is None else np.sum(np.multiply(a, b, out=t))) / (na * nb))
                 cosine = None if c is None else min(1.0, max(-1.0, c))
-            num0 = _norm(b - a)
+            num0 = _norm(b - a) if t is None else _norm_into(np.subtract(b, a, out=t), t)
             rel = _ratio(num0, na)
             err, best, rolled = _Search(self, b, dy, dx, nb, num0).run()
-            da = self.descriptor()
             if rolled:  # ftx is exactly a roll of fx: the same values, the same sorted sums
-                glob = _ratio(0.0, _norm(da))
+                glob = self._rolled_glob()
             else:
+                da = self.descriptor()
                 glob = _ratio(_norm(_descriptor(raw) - da), _norm(da))
         return {
             "cosine": cosine,
@@ -500,6 +544,18 @@ class Reference:
             "global_rel_diff": glob,
         }
 
+    def _rolled_glob(self) -> float | None:
+        """``global_rel_diff`` of an exact roll of ``fx``: ``_ratio(0, |d(fx)|)``, without sorting when it is 0.
+
+        With every ``|fx| <= 1e150`` (and NaN-free: a roll was matched exactly),
+        every partial sum of a mean and the squared descriptor norm are finite,
+        so the ratio is 0.0 whatever the sorted sums are.
+        """
+        if self._small is None:
+            a = self.a
+            self._small = bool(a.size <= 10**9 and max(float(a.max()), -float(a.min())) <= 1e150)
+        return 0.0 if self._small else _ratio(0.0, _norm(self.descriptor()))
+
     def descriptor(self) -> np.ndarray:
         """Per channel (mean, max) of ``fx``, interleaved (computed once)."""
         if self._desc is None:
@@ -507,12 +563,27 @@ class Reference:
                 self._desc = _descriptor(self._raw)
         return self._desc
 
-    def den(self, u: int, v: int, ref: np.ndarray) -> float:
-        """``|S_uv fx|`` as the direct evaluation computes it (cached per offset)."""
+    def den(self, u: int, v: int, ref: np.ndarray | None, t: np.ndarray | None) -> float:
+        """``|S_uv fx|`` as the direct evaluation computes it (cached per offset).
+
+        ``ref`` is ``S_uv fx`` (crop mode: the overlap view); None in circular
+        mode, where ``t`` (a scratch array, or None) receives the rolled squares.
+        """
         key = (u, v)
-        if key not in self._dens:
-            self._dens[key] = self.na if key == (0, 0) else _norm(ref)
-        return self._dens[key]
+        if key in self._dens:
+            return self._dens[key]
+        if key == (0, 0):
+            val = self.na
+        elif ref is not None:
+            val = _norm(ref)
+        elif t is None:
+            val = _norm(np.roll(self.a, (u, v), axis=(-2, -1)))
+        else:  # the squares of np.roll(a), placed piece by piece
+            for (rb, cb), (ra, ca) in _roll_pieces(*self.a.shape[-2:], u, v):
+                np.multiply(self.a[:, ra, ca], self.a[:, ra, ca], out=t[:, rb, cb])
+            val = float(np.sqrt(np.sum(t)))
+        self._dens[key] = val
+        return val
 
     def square_sums(self) -> _SquareSums:
         if self._sums is None:
@@ -594,17 +665,24 @@ class _Search:
 
     def exact(self, u: int, v: int) -> tuple[float | None, bool]:
         """(``|ftx - S_uv fx| / |S_uv fx|`` computed directly, whether ``ftx`` is exactly that roll)."""
-        ref, b = self.ref, self.b
+        ref, a, b = self.ref, self.ref.a, self.b
         if (u, v) == (0, 0):  # the same operations as rel_l2's: reuse it
-            return _ratio(self.num0, ref.na), self.num0 == 0.0 and bool(np.array_equal(ref.a, b))
-        if self.circular:
-            cur, other = b, np.roll(ref.a, (u, v), axis=(-2, -1))
-        else:
-            cur, other = _overlap(ref.a, b, u, v)
-        d = cur - other
-        num = float(np.sqrt(np.sum(d * d)))
-        same = self.circular and num == 0.0 and not d.any()
-        return _ratio(num, ref.den(u, v, other)), same
+            return _ratio(self.num0, ref.na), self.num0 == 0.0 and bool(np.array_equal(a, b))
+        if not self.circular:
+            cur, other = _overlap(a, b, u, v)
+            num = _norm(cur - other)
+            return _ratio(num, ref.den(u, v, other, None)), False
+        t, sq = ref.buf(0, b), ref.buf(1, b)
+        if t is None:
+            d = b - np.roll(a, (u, v), axis=(-2, -1))
+            num = _norm(d)
+        else:  # b - np.roll(a), written piece by piece
+            for (rb, cb), (ra, ca) in _roll_pieces(*a.shape[-2:], u, v):
+                np.subtract(b[:, rb, cb], a[:, ra, ca], out=t[:, rb, cb])
+            d = t
+            num = _norm_into(t, sq)
+        same = num == 0.0 and not d.any()
+        return _ratio(num, ref.den(u, v, None, sq)), same
 
 
 def compare(fx: Any, ftx: Any, shift: Any, total_stride: Any, mode: str = "circular") -> dict[str, Any]:

@@ -3,6 +3,12 @@
 Every file poolcli writes goes to a temporary file in the destination folder
 first and is moved into place with ``os.replace``: a reader, a crash, a full
 disk or Ctrl-C never leaves a half-written file under its final name.
+
+What this module knows: files (atomic writes of bytes, text, ``.npy``, JSON,
+CSV), file-name components that cannot escape a folder, whether a path stays
+inside ``--out``, and whether ``--out`` is writable. It knows no command and
+no image format. Imports: :mod:`poolcli.errors` (and numpy lazily, for
+``.npy``). Nothing here prints.
 """
 
 from __future__ import annotations
@@ -18,7 +24,16 @@ from typing import Any, Iterable
 
 from .errors import OutputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "save_npy", "save_json", "save_csv", "safe_name", "inside"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "save_npy",
+    "save_json",
+    "save_csv",
+    "safe_name",
+    "inside",
+    "check_writable",
+]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -1,4 +1,10 @@
-"""The invariance plot (matplotlib, the optional extra ``poolcli[plot]``)."""
+"""The invariance plot (matplotlib, the optional extra ``poolcli[plot]``).
+
+What this module knows: how the records of an ``invariance`` run look as a
+figure (PNG bytes), and whether matplotlib is installed. Imports matplotlib
+lazily and nothing from poolcli; :mod:`poolcli.jobs.invariance` writes the file.
+``PLOT_HINT`` contains ``[plot]``: print it as plain text, not Rich markup.
+"""
 
 from __future__ import annotations
 

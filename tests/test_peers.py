@@ -232,3 +232,36 @@ def test_compare_takes_stack_language_specs(tmp_path):
         res = CliRunner().invoke(app, ["invariance", str(path), "-q", "--no-plot", "-o", str(tmp_path / "p"),
                                        "--compare", bad])
         assert res.exit_code == 2, (bad, res.output)
+
+
+# ----------------------------------------------------------------------------- adaptive avg on large bins
+
+
+def _sequential_adaptive_avg(x, oh, ow):
+    """PyTorch's CPU kernel, literally: each bin summed row-major, one value at a time, in x's dtype."""
+    h, w = x.shape[-2:]
+    out = np.empty(x.shape[:-2] + (oh, ow), x.dtype)
+    for i in range(oh):
+        r0, r1 = i * h // oh, -(-(i + 1) * h // oh)
+        for j in range(ow):
+            c0, c1 = j * w // ow, -(-(j + 1) * w // ow)
+            s = np.cumsum(np.concatenate([np.zeros(x.shape[:-2] + (1,), x.dtype),
+                                          x[..., r0:r1, c0:c1].reshape(x.shape[:-2] + (-1,))], -1), -1, dtype=x.dtype)
+            out[..., i, j] = s[..., -1] / x.dtype.type(r1 - r0) / x.dtype.type(c1 - c0)
+    return out
+
+
+def test_adaptive_avg_torch_summation():
+    from poolcli.pooling import adaptive_pool2d
+
+    x = np.full((1000, 1000), 0.1, np.float32)
+    # F.adaptive_avg_pool2d(torch.full((1, 1000, 1000), 0.1), 2) with torch 2.13.0+cpu: 0.09975985 (bits 1036799716)
+    torch_sum = adaptive_pool2d(x, "avg", 2, summation="torch")
+    assert torch_sum.view(np.uint32).tolist() == [[1036799716] * 2] * 2
+    assert adaptive_pool2d(x, "avg", 2).tolist() == [[np.float32(0.1)] * 2] * 2  # the default: float64, documented
+    rng = np.random.default_rng(11)
+    for shape, o, dt in (((2, 70, 93), (3, 5), np.float32), ((1, 40, 33), (2, 3), np.float64), ((37, 29), (3, 2), np.float32)):
+        x = (rng.standard_normal(shape) * 10).astype(dt)
+        np.testing.assert_array_equal(adaptive_pool2d(x, "avg", o, summation="torch"), _sequential_adaptive_avg(x, *o))
+    with pytest.raises(ValueError, match="summation"):
+        adaptive_pool2d(x, "avg", 2, summation="kahan")

@@ -33,6 +33,23 @@ Blur padding (``blur2d``; the blur inside ``max_blur_pool2d`` and ``aps_pool2d``
     ``'mirror'`` (``d c b | a b c d``, the edge not repeated). Like PyTorch it
     needs every pad to be smaller than the input side, else ``ValueError``.
     Circular wraps around (any size works: indices are taken modulo H).
+Peers (``blur_pad``, ``pad_off``, ``peer``; tests/data/peer_*.npz, tests/test_peers.py)
+    ``blur_pad`` is the pad mode: ``reflect`` (above; antialiased-cnns'
+    default), ``replicate`` (``ReplicationPad2d``, its ``'repl'``), ``zero``
+    (``ZeroPad2d``, its ``'zero'``; kornia's only one; timm's ``'constant'``)
+    or ``circular``. ``pad_off`` is antialiased-cnns' ``pad_off``, added to
+    the pad of every side. ``peer`` sets a layer's choices at once:
+    ``antialiased-cnns`` (= ``none``, the default) reflect with the
+    ``floor``/``ceil`` split; ``kornia`` (``BlurPool2D``, ``MaxBlurPool2D``)
+    zeros with the same split; ``timm`` (``BlurPool2d``) reflect with
+    ``((stride - 1) + (m - 1)) // 2`` on *both* sides of each axis (its
+    ``get_padding``), so even sizes and stride 3 differ from antialiased-cnns.
+    Precedence: ``circular=True`` / ``padding_mode='circular'`` wins over
+    everything (wrapped, the ``floor``/``ceil`` split, ``pad_off`` ignored:
+    exactly as before, so invariance measurements do not change); then an
+    explicit ``blur_pad`` replaces the peer's pad *mode* (the peer still sets
+    the pad sizes: ``peer='timm', blur_pad='zero'`` is timm's
+    ``pad_mode='constant'``); ``pad_off`` adds to the peer's sizes.
 Blur arithmetic
     Cross-correlation (no flip; the binomial is symmetric anyway), separable:
     one pass along H then one along W over the taps, with strided slices, in
@@ -61,9 +78,16 @@ APS
     component's norm does not depend on where its values sit: a circular shift
     only permutes values within components and leaves the norms bit-identical.
     ``np.argmax`` compares exactly (no tolerance): ties go to the lowest index,
-    e.g. (0, 0) for a constant input. (The reference orders the four stride-2
-    components (0,0), (1,0), (0,1), (1,1); the choice differs from ours only on
-    exact ties between (1, 0) and (0, 1).) A NaN norm wins, as in ``argmax``.
+    e.g. (0, 0) for a constant input (``ties='first'``, the default). The
+    reference orders the four stride-2 components (0,0), (1,0), (0,1), (1,1)
+    and keeps the first of equal scores in that order: ``ties='official'``
+    (columns first, for any stride); the two differ only on exact ties
+    between (1, 0) and (0, 1). A NaN score wins, as in ``argmax``.
+    ``criterion``: ``l2`` (above), ``l1`` (sum of ``|x|``, sorted, float64),
+    ``linf`` (max ``|x|``), ``max`` (max ``x``), ``l2_min`` / ``l1_min``
+    (the smallest norm); the official names ``l_infty`` and ``non_abs_max``
+    are aliases. ``phase=`` applies a given choice instead (the official
+    ``polyphase_indices``).
 
 Exactness: ``blur2d(circular=True)`` and ``max_blur_pool2d(circular=True)``
 commute exactly with circular shifts by multiples of the stride when H and W

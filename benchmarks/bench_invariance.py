@@ -1,0 +1,269 @@
+#!/usr/bin/env python
+"""Invariance metrics against the stacks they measure (issue 13, item 1), in one process.
+
+    python benchmarks/bench_invariance.py [--size 2048] [--repeats 3] [--command] [--skip-old]
+
+Builds a photo-like ``size x size`` image (``sample_images/scene.png`` upscaled
+with Pillow LANCZOS, plus Gaussian noise, seed 13), computes the map set of
+``poolcli invariance IMG --pool max --size 2 --stride 2 --compare
+max,avg,blurpool,aps --shifts 0:5`` (per method: ``sobel | <method>(2)`` made
+circular, ``f(x)`` and ``f(T x)`` for 6 x-shifts, 2 stages: 48 comparisons)
+and times, on the same maps:
+
+* ``old``: the pre-issue-13 ``compare`` (:func:`old_compare`, kept below
+  verbatim as the reference), once per (method, stage, shift);
+* ``compare``: today's :func:`poolcli.invariance.compare`, called the same way
+  (what the invariance job does);
+* ``Reference``: one :class:`poolcli.invariance.Reference` per (method, stage),
+  its ``compare`` per shift (what the job can do);
+* ``stacks``: the 28 stack evaluations the job runs (4 methods x (1 + 6 shifts));
+* ``run``: one evaluation of ``poolcli run``'s default stack (``sobel | max(2)``).
+
+Every new result is checked to be identical (==, floats bit for bit) to the
+old one. Ratios are against ``run``. ``--command`` also times the whole
+commands (``/usr/bin/time -v``: wall and max RSS) on the image written as
+``/tmp/poolcli-bench-invariance-<size>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("max", "avg", "blurpool", "aps")
+SHIFTS = [(0, s) for s in range(6)]
+
+# --------------------------------------------------------------------------- the old implementation (reference)
+
+
+def old_finite(v: float) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def old_ratio(num: float, den: float) -> float | None:
+    """num / den with 0 / 0 = 0 and x / 0 = None (never NaN or inf)."""
+    if not (math.isfinite(num) and math.isfinite(den)):
+        return None
+    if num == 0.0:
+        return 0.0
+    if den == 0.0:
+        return None
+    return old_finite(num / den)
+
+
+def old_norm(a: np.ndarray) -> float:
+    return float(np.sqrt(np.sum(a * a)))
+
+
+def old_as_map(f: Any, name: str) -> np.ndarray:
+    a = np.asarray(f)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"{name} must have shape (C, h, w) or (h, w), got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {a.shape}")
+    return a.astype(np.float64)
+
+
+def old_descriptor(f: np.ndarray) -> np.ndarray:
+    """Per channel (mean, max) over space; the mean summed in sorted order."""
+    flat = np.sort(f.reshape(f.shape[0], -1), axis=1)  # NaN sorts last and propagates
+    return np.stack([flat.sum(axis=1) / flat.shape[1], flat[:, -1]], axis=1).ravel()
+
+
+def old_overlap(fx: np.ndarray, ftx: np.ndarray, u: int, v: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ftx[i, j], fx[i - u, j - v]) over the indices where both exist."""
+    h, w = fx.shape[-2:]
+    if abs(u) >= h or abs(v) >= w:
+        return None
+    rt = slice(max(u, 0), h + min(u, 0))
+    rf = slice(max(-u, 0), h + min(-u, 0))
+    ct = slice(max(v, 0), w + min(v, 0))
+    cf = slice(max(-v, 0), w + min(-v, 0))
+    return ftx[:, rt, ct], fx[:, rf, cf]
+
+
+def old_compare(fx: Any, ftx: Any, shift: Any, total_stride: Any, mode: str = "circular") -> dict[str, Any]:
+    """The pre-issue-13 ``poolcli.invariance.compare`` (commit 5423f28), verbatim but for the names."""
+    dy, dx = int(shift[0]), int(shift[1])
+    sy, sx = (total_stride, total_stride) if isinstance(total_stride, int) else map(int, total_stride)
+    a = old_as_map(fx, "fx")
+    b = old_as_map(ftx, "ftx")
+    if a.shape != b.shape:
+        raise ValueError(f"fx and ftx must have the same shape, got {a.shape} and {b.shape}")
+
+    with np.errstate(all="ignore"):
+        na, nb = old_norm(a), old_norm(b)
+        cosine = None
+        if na > 0 and nb > 0 and math.isfinite(na) and math.isfinite(nb):
+            c = old_finite(np.sum(a * b) / (na * nb))
+            cosine = None if c is None else min(1.0, max(-1.0, c))
+        rel = old_ratio(old_norm(b - a), na)
+
+        # equivariance over the offset window
+        us = range(dy // sy - 1, -(-dy // sy) + 2)
+        vs = range(dx // sx - 1, -(-dx // sx) + 2)
+        best_key, best = None, None
+        any_overlap = False
+        for u in us:
+            for v in vs:
+                if mode == "circular":
+                    ref, cur = np.roll(a, (u, v), axis=(-2, -1)), b
+                else:
+                    ov = old_overlap(a, b, u, v)
+                    if ov is None:
+                        continue
+                    cur, ref = ov
+                any_overlap = True
+                err = old_ratio(old_norm(cur - ref), old_norm(ref))
+                if err is None:
+                    continue
+                dist = (u * sy - dy) ** 2 * sx * sx + (v * sx - dx) ** 2 * sy * sy  # exact, scaled
+                key = (err, dist, u, v)
+                if best_key is None or key < best_key:
+                    best_key, best = key, [u, v]
+        if not any_overlap:
+            raise ValueError(
+                f"no offset in the window overlaps the map: shift={(dy, dx)}, total_stride={(sy, sx)}, "
+                f"map (h, w) = {a.shape[-2:]}"
+            )
+
+        da, db = old_descriptor(a), old_descriptor(b)
+        glob = old_ratio(old_norm(db - da), old_norm(da))
+
+    return {
+        "cosine": cosine,
+        "rel_l2": rel,
+        "equiv_rel_l2": None if best_key is None else float(best_key[0]),
+        "equiv_offset": best,
+        "global_rel_diff": glob,
+    }
+
+
+# --------------------------------------------------------------------------- the measurement
+
+
+def photo(size: int) -> np.ndarray:
+    """A photo-like gray ``size x size`` image in [0, 255], as uint8 (deterministic)."""
+    with Image.open(ROOT / "sample_images" / "scene.png") as im:
+        big = im.convert("L").resize((size, size), Image.LANCZOS)
+    rng = np.random.default_rng(13)
+    return np.clip(np.asarray(big, np.float64) + rng.normal(0, 6, (size, size)), 0, 255).astype(np.uint8)
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    """Median wall time of ``repeats`` calls (seconds) and the last result."""
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def measure(size: int, repeats: int, skip_old: bool) -> dict[str, float]:
+    from poolcli.invariance import Reference, circular_shift, compare
+    from poolcli.stack import apply_stack, circular_stack, parse_stack, swap_pooling
+
+    x = (photo(size).astype(np.float32) / 255.0)[None]
+    plain = parse_stack("sobel | max(2)")
+    t = {"run": timed(lambda: apply_stack(x, plain), repeats)[0], "stacks": 0.0, "old": 0.0, "compare": 0.0,
+         "Reference": 0.0}
+    for method in METHODS:
+        st = circular_stack(swap_pooling(plain, method))
+        strides = [(1, 1), (2, 2)]
+        t0 = time.perf_counter()
+        fx = apply_stack(x, st)
+        ftx = [apply_stack(circular_shift(x, *s), st) for s in SHIFTS]
+        t["stacks"] += time.perf_counter() - t0
+        pairs = [(i, s, f[i]) for s, f in zip(SHIFTS, ftx) for i in range(2)]
+
+        def per_pair():
+            return [compare(fx[i], f, s, strides[i], "circular") for i, s, f in pairs]
+
+        def shared():
+            refs = [Reference(fx[i], strides[i], "circular") for i in range(2)]
+            return [refs[i].compare(f, s) for i, s, f in pairs]
+
+        dt, new = timed(per_pair, repeats)
+        t["compare"] += dt
+        dt, new_shared = timed(shared, repeats)
+        t["Reference"] += dt
+        if not skip_old:
+            dt, old = timed(lambda: [old_compare(fx[i], f, s, strides[i], "circular") for i, s, f in pairs], 1)
+            t["old"] += dt
+            bad = [k for k, (a, b, c) in enumerate(zip(old, new, new_shared)) if not a == b == c]
+            if bad:
+                raise SystemExit(f"{method}: results differ from the old compare at pairs {bad}")
+        print(f"  {method}: done", file=sys.stderr)
+    return t
+
+
+def command(size: int) -> dict[str, tuple[float, float]]:
+    """(wall s, max RSS MiB) of the whole ``poolcli run`` and ``poolcli invariance`` commands."""
+    path = Path(tempfile.gettempdir()) / f"poolcli-bench-invariance-{size}.png"
+    if not path.exists():
+        Image.fromarray(photo(size)).save(path)
+    out = {}
+    py = [sys.executable, "-m", "poolcli"]
+    cmds = {
+        "run": py + ["run", str(path), "-o", "/tmp/poolcli-bench-run", "--force", "-q"],
+        "invariance": py + ["invariance", str(path), "--pool", "max", "--size", "2", "--stride", "2", "--compare",
+                            "max,avg,blurpool,aps", "--shifts", "0:5", "-o", "/tmp/poolcli-bench-inv", "--force", "-q"],
+    }
+    for name, cmd in cmds.items():
+        res = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, check=True)
+        wall = re.search(r"Elapsed \(wall clock\) time .*: (?:(\d+):)?(\d+):([\d.]+)", res.stderr)
+        h, m, s = (float(g) if g else 0.0 for g in wall.groups())
+        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", res.stderr).group(1))
+        out[name] = (h * 3600 + m * 60 + s, rss / 1024)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--repeats", type=int, default=3, help="median of this many (the old compare: once)")
+    ap.add_argument("--skip-old", action="store_true", help="do not time (or check against) the old compare")
+    ap.add_argument("--command", action="store_true", help="also time the whole commands with /usr/bin/time -v")
+    args = ap.parse_args(argv)
+    t = measure(args.size, args.repeats, args.skip_old)
+    run = t["run"]
+    print(f"invariance metrics, {args.size}x{args.size}, 4 methods x 2 stages x 6 shifts (48 comparisons)")
+    print(f"{'what':<46} {'s':>8} {'x run stack':>12}")
+    rows = [("old compare (pre-issue-13), 48 calls", "old"), ("compare, 48 calls (the job today)", "compare"),
+            ("Reference per (method, stage), 48 compares", "Reference"), ("28 stack evaluations", "stacks"),
+            ("1 run stack evaluation (sobel | max(2))", "run")]
+    for label, key in rows:
+        if key == "old" and args.skip_old:
+            continue
+        print(f"{label:<46} {t[key]:>8.3f} {t[key] / run:>11.2f}x")
+    if not args.skip_old:
+        print(f"speed-up of the metrics: {t['old'] / t['compare']:.1f}x (compare), "
+              f"{t['old'] / t['Reference']:.1f}x (Reference); values identical")
+    if args.command:
+        c = command(args.size)
+        print(f"{'command':<46} {'wall s':>8} {'max RSS MiB':>12}")
+        for name, (wall, rss) in c.items():
+            print(f"{'poolcli ' + name:<46} {wall:>8.2f} {rss:>12.0f}")
+        print(f"invariance / run: {c['invariance'][0] / c['run'][0]:.2f}x (target <= 5x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
