@@ -36,6 +36,7 @@ from .cmdoptions import (
 )
 from ._help import install as install_help
 from .errors import ExitStatus, PoolcliError, UsageError
+from .terminal import invariance_output, plain, print_json, run_output, show
 
 app = typer.Typer(
     name="poolcli",
@@ -96,22 +97,6 @@ def _errors(debug: bool) -> Iterator[None]:
         _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)", ExitStatus.ERROR)
 
 
-def show(table, keys: int = 1) -> None:
-    """Print a table whole: natural width in a pipe, the table if it fits the terminal, else blocks."""
-    from .report import fit
-
-    renderable, width = fit(table, out_console, keys)
-    if width is None:
-        out_console.print(renderable)
-        return
-    saved = out_console.width  # Rich never prints wider than the console: widen it for this table
-    out_console.width = max(width, saved)
-    try:
-        out_console.print(renderable, crop=False)
-    finally:
-        out_console.width = saved
-
-
 def build_stack(**options: Any):
     """One Stack from the command-line options (see :func:`poolcli.sources.from_options`)."""
     from .stack.sources import from_options
@@ -157,19 +142,57 @@ def run(
 
     Folders: poolcli run photos/ --workers 4 (then --resume after Ctrl-C).
     """
-    from ._legacy_run import BatchArgs, LoadArgs, _run
+    from .jobs.run import RunJob
 
     with _errors(o.debug):
         st = _stack(o)
-        batch = BatchArgs(o.recursive, o.glob, o.workers, o.scheduler, o.resume, o.force, o.threads)
-        load = LoadArgs(o.nan.value, o.max_pixels, o.max_frames)
         if preview:
             _check_preview()
-        code = _run(paths, st, o.out, o.color.value, dense_units, o.json_out, png, montage, unpool, load, batch,
-                    o.quiet, o.debug)
-        if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR):
+        job = RunJob(stack=st, color=o.color.value, dense_units=dense_units, png=png, montage=montage, unpool=unpool,
+                     **_load(o))
+        code = _execute(job, paths, o, lambda outcome: run_output(
+            out_console, outcome.report, outcome.written, outcome.out_dir, o.verbose))
+        if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR) and not o.json_out:
             _preview(o.out, preview_protocol.value)
     raise typer.Exit(code)
+
+
+def _load(o: SimpleNamespace) -> dict[str, Any]:
+    return {"nan": o.nan.value, "max_pixels": o.max_pixels, "max_frames": o.max_frames}
+
+
+def _execute(job, paths: list[Path], o: SimpleNamespace, present) -> int:
+    """Run ``job`` on ``paths``; print its report (or JSON) and notes; return the exit code."""
+    from .jobs import BatchArgs, execute
+
+    if o.no_color:
+        out_console.no_color = err_console.no_color = True
+    batch = BatchArgs(o.recursive, o.glob, o.workers, o.scheduler, o.resume, o.force, o.threads)
+    outcome = execute(job, paths, o.out, batch, progress=lambda found, total: _progress(o.quiet, found, total),
+                      debug=o.debug)
+    if outcome.interrupted:
+        plain(err_console, outcome.interrupted_message)
+        return outcome.exit_code
+    if o.json_out:
+        print_json(outcome.report)
+    elif not o.quiet:
+        present(outcome)
+    if not o.json_out:
+        for line in outcome.notes:
+            plain(err_console, line)
+    return outcome.exit_code
+
+
+def _progress(quiet: bool, found, total: int):
+    from .parallel import Progress
+
+    if quiet:
+        mode = "none"
+    elif err_console.is_terminal and not err_console.is_dumb_terminal:
+        mode = "bar"
+    else:  # plain lines in logs, for folder batches; named files keep the one-line-per-failure output
+        mode = "lines" if found.folders else "none"
+    return Progress(err_console, mode, total)
 
 
 def _check_preview() -> None:
@@ -270,7 +293,7 @@ def invariance(
 
     Example: poolcli invariance photo.png --pool max --size 2 --stride 2 --compare max,avg,blurpool,aps
     """
-    from ._legacy_run import BatchArgs, LoadArgs, _invariance
+    from .jobs.invariance import InvarianceJob
 
     with _errors(o.debug):
         from .invariance import parse_shifts, shift_pairs
@@ -280,11 +303,10 @@ def invariance(
             pairs = shift_pairs(parse_shifts(shifts), direction.value)
         except ValueError as exc:
             raise UsageError(f"--shifts: {exc}") from None
-        methods = _methods(compare, st)
-        batch = BatchArgs(o.recursive, o.glob, o.workers, o.scheduler, o.resume, o.force, o.threads)
-        load = LoadArgs(o.nan.value, o.max_pixels, o.max_frames)
-        code = _invariance(paths, st, pairs, methods, shift_mode.value, o.out, o.color.value, o.json_out, plot,
-                           load, batch, o.quiet, o.debug)
+        job = InvarianceJob(stack=st, shifts=tuple(pairs), methods=_methods(compare, st), shift_mode=shift_mode.value,
+                            color=o.color.value, plot=plot, **_load(o))
+        code = _execute(job, paths, o, lambda outcome: invariance_output(
+            out_console, outcome.report, outcome.written, outcome.out_dir))
     raise typer.Exit(code)
 
 
@@ -296,7 +318,7 @@ def filters_cmd() -> None:
     """List the named filters and print their kernels (applied as cross-correlation, no flip)."""
     from .report import filters_table
 
-    show(filters_table())
+    show(out_console, filters_table())
 
 
 @app.command("presets")
@@ -304,7 +326,7 @@ def presets_cmd() -> None:
     """List the preset stacks with their stack strings."""
     from .report import presets_table
 
-    show(presets_table())
+    show(out_console, presets_table())
 
 
 @app.command("modes")
@@ -312,7 +334,7 @@ def modes_cmd() -> None:
     """List the pooling modes with their parameters and defaults (positional order), as --stack takes them."""
     from .report import modes_table
 
-    show(modes_table())
+    show(out_console, modes_table())
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -157,6 +157,10 @@ OUTPUT_OPTIONS = (
     _opt("out", Path, Path("poolcli-out"), "--out", "-o", panel=OUTPUT_PANEL, help="Output folder."),
     _opt("json_out", bool, False, "--json", panel=OUTPUT_PANEL, help="Print the JSON report to stdout instead of tables."),
     _opt("quiet", bool, False, "--quiet", "-q", panel=OUTPUT_PANEL, help="No tables, no progress; failures and errors only."),
+    _opt("verbose", bool, False, "--verbose", "-v", panel=OUTPUT_PANEL,
+         help="Every input's shape table (default: one per distinct stack geometry, and a summary across inputs)."),
+    _opt("no_color", bool, False, "--no-color", panel=OUTPUT_PANEL,
+         help="No colour (also with NO_COLOR set; colour is only ever used on a terminal)."),
     _opt("debug", bool, False, panel=OUTPUT_PANEL, help="Show tracebacks."),
 )
 

@@ -47,17 +47,42 @@ def human_bytes(n: float) -> str:
     raise AssertionError
 
 
-def _shape(s: list[int]) -> str:
-    return "x".join(str(v) for v in s)
+def printable(name: str) -> str:
+    """A file name as one safe line: control characters and undecodable bytes as backslash escapes.
+
+    >>> printable("a\\nb\\x1b[2J.png"), printable("caf\\udce9.png")
+    ('a\\\\nb\\\\x1b[2J.png', 'caf\\\\xe9.png')
+    """
+    out = []
+    for ch in str(name):
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode could not decode (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            out.append(repr(ch)[1:-1])
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
-def _reduction(r: float) -> str:
+def shape_text(s: list[int] | None) -> str:
+    """``[1, 240, 320]`` -> ``'1x240x320'`` (``'-'`` for None)."""
+    return "-" if s is None else "x".join(str(v) for v in s)
+
+
+def reduction_text(r: float | None) -> str:
+    """How many times fewer elements: ``'4x'``, ``'1x'``, ``'1/2x'`` (``'-'`` for None)."""
+    if r is None:
+        return "-"
     return "1x" if r == 1 else (f"{r:.4g}x" if r >= 1 else f"1/{1 / r:.4g}x")
+
+
+_shape, _reduction = shape_text, reduction_text
 
 
 def shape_table(record: dict[str, Any], dense_units: int) -> Table:
     """The shape report of one input: what each stage does to size and downstream parameters."""
-    t = Table(title=f"{record['path']}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t = Table(title=Text(printable(record["path"])), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     t.add_column("#", justify="right", style="dim", no_wrap=True)
     t.add_column("stage", overflow="fold")
     t.add_column("C x H x W", justify="right", no_wrap=True)
@@ -70,7 +95,7 @@ def shape_table(record: dict[str, Any], dense_units: int) -> Table:
     for s in record["stages"]:
         t.add_row(
             str(s["index"]),
-            s["spec"],
+            Text(s["spec"]),
             _shape(s["shape"]),
             Text(_reduction(s["reduction"]), style="bold green" if s["reduction"] > 1 else ""),
             f"{s['elements']:,}",
@@ -436,9 +461,6 @@ def modes_table() -> Table:
 
 # ----------------------------------------------------------------------------- fitting a table to the reader
 
-_NBSP = "\u00a0"  # joins the words of one item: a line breaks between items, never inside one
-
-
 def natural_width(table: Table, console: Console) -> tuple[int, int]:
     """(minimum, maximum) width of ``table``: the minimum wraps text columns between words only."""
     m = Measurement.get(console, console.options.update_width(1 << 16), table)
@@ -449,10 +471,27 @@ def _cell_text(cell: Any) -> str:
     return cell.plain if isinstance(cell, Text) else str(cell)
 
 
-def as_blocks(table: Table, keys: int = 1) -> RenderableType:
-    """The table as one block per row: the first ``keys`` cells as a heading, then ``header value`` items."""
+def _pack(items: list[str], width: int, indent: str = "  ", gap: str = "   ") -> list[str]:
+    """Items greedily packed into lines of at most ``width`` columns; an item is never split."""
+    lines: list[str] = []
+    line = ""
+    for item in items:
+        candidate = item if not line else line + gap + item
+        if line and len(indent + candidate) > width:
+            lines.append(indent + line)
+            line = item
+        else:
+            line = candidate
+    if line:
+        lines.append(indent + line)
+    return lines
+
+
+def as_blocks(table: Table, width: int, keys: int = 1) -> RenderableType:
+    """The table as one block per row: the first ``keys`` cells as a heading, then ``header value`` items
+    packed into lines of ``width`` (a line breaks between items, never inside one)."""
     columns = table.columns
-    headers = [_cell_text(c.header).replace("\n", " ").strip() for c in columns]
+    headers = [_cell_text(c.header).replace("_\n", "_").replace("\n", " ").strip() for c in columns]
     cells = [list(c.cells) for c in columns]
     parts: list[RenderableType] = []
     if table.title:
@@ -462,13 +501,14 @@ def as_blocks(table: Table, keys: int = 1) -> RenderableType:
         items, blocks = [], []
         for i in range(keys, len(columns)):
             value = _cell_text(cells[i][row])
+            if value.count("\n") == 1:  # "mean±std" over "(worst)": one item
+                value = value.replace("\n", " ")
             if "\n" in value:  # a multi-line cell (a kernel) keeps its lines
                 blocks.append(Text(f"  {headers[i]}:\n" + "\n".join("    " + v for v in value.splitlines())))
             else:
-                items.append(f"{headers[i]} {value}".strip().replace(" ", _NBSP))
+                items.append(f"{headers[i]} {value}".strip())
         parts.append(Text(heading, style="bold"))
-        if items:
-            parts.append(Text("  " + "   ".join(items)))
+        parts.extend(Text(line, no_wrap=True, overflow="ignore") for line in _pack(items, width))
         parts.extend(blocks)
     if table.caption:
         parts.append(Text(_cell_text(table.caption), style="dim"))
@@ -481,9 +521,13 @@ def fit(table: Table, console: Console, keys: int = 1) -> tuple[RenderableType, 
     Not a terminal: the table at its natural width. A terminal it fits (text
     columns wrapping between words): the table. Else :func:`as_blocks`.
     """
+    for column in table.columns:  # a column that never wraps keeps its header lines whole too
+        if column.no_wrap:
+            widest = max(len(line) for line in _cell_text(column.header).split("\n"))
+            column.min_width = max(column.min_width or 0, widest)
     minimum, maximum = natural_width(table, console)
     if not console.is_terminal:
         return table, maximum
     if minimum <= console.width:
         return table, None
-    return as_blocks(table, keys), None
+    return as_blocks(table, console.width, keys), None

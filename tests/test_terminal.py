@@ -182,3 +182,106 @@ def test_preview_without_the_extra_says_how_to_get_it(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["run", str(SAMPLES / "scene.png"), "--preview", "-o", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "pip install 'poolcli[preview]'" in r.output
+
+
+# ----------------------------------------------------------------------------- whole numbers at any width
+
+
+def _photo(path: Path, size: int, seed: int = 0) -> Path:
+    """A photo-like RGB image: smooth colour fields plus texture."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
+    arr = np.asarray(img).astype(np.int16) + rng.integers(-20, 21, (size, size, 3))
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _printed(args: list[str], columns: int | None) -> str:
+    """stdout of ``poolcli *args``: on a terminal ``columns`` wide (a forced Rich terminal), or piped (None)."""
+    import io
+
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    import poolcli.cli as cli
+
+    if columns is None:
+        return poolcli(*args, columns=80).stdout
+    buf = io.StringIO()
+    saved = cli.out_console
+    cli.out_console = Console(file=buf, force_terminal=True, width=columns, color_system=None)
+    try:
+        result = CliRunner().invoke(cli.app, args)
+    finally:
+        cli.out_console = saved
+    assert result.exit_code == 0, result.output
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def big_photo(tmp_path_factory):
+    return _photo(tmp_path_factory.mktemp("photo") / "photo.png", 1411)
+
+
+@pytest.mark.parametrize("columns", [*WIDTHS, None], ids=[*map(str, WIDTHS), "piped"])
+def test_every_number_of_the_report_is_printed_whole(tmp_path, big_photo, columns):
+    import json
+
+    out = tmp_path / "o"
+    text = _printed(["run", str(big_photo), "--preset", "vgg", "--color", "keep", "-o", str(out), "--no-png",
+                     "--no-montage", "--no-unpool", "--workers", "1"], columns)
+    assert "…" not in text
+    flat = " ".join(text.split())  # a wrapped spec joins up again; a cut number never does
+    tokens = set(re.split(r"[\s│┃]+", text))
+    report = json.loads((out / "report.json").read_text())
+    rec = report["inputs"][0]
+    for entry in [rec["input"], *rec["stages"]]:
+        for value in (f"{entry['elements']:,}", f"{entry['dense_params']:,}", "x".join(map(str, entry["shape"]))):
+            assert value in tokens, (columns, value)
+    for stage in rec["stages"]:
+        assert stage["spec"] in flat, (columns, stage["spec"])
+
+
+@pytest.mark.parametrize("columns", [*WIDTHS, None], ids=[*map(str, WIDTHS), "piped"])
+def test_invariance_aggregates_are_printed_whole(tmp_path, columns):
+    import json
+
+    from poolcli.report import _fmt_metric
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        _photo(folder / f"p{i}.png", 64 + 8 * i, seed=i)
+    out = tmp_path / "o"
+    text = _printed(["invariance", str(folder), "--compare", "max,avg,blurpool", "--shifts", "0:2", "-o", str(out),
+                     "--no-plot", "--workers", "1"], columns)
+    assert "…" not in text
+    tokens = set(re.split(r"[\s│┃()]+", text))
+    report = json.loads((out / "invariance.json").read_text())
+    assert report["aggregates"]
+    for a in report["aggregates"]:
+        mean, std = a["equiv_rel_l2_mean"], a["equiv_rel_l2_std"]
+        assert f"{_fmt_metric(mean)}±{_fmt_metric(std)}" in tokens, (columns, a)
+        assert a["method"] in tokens
+
+
+def test_a_long_batch_prints_a_short_summary(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for i in range(200):
+        Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(folder / f"img{i:03d}.png")
+    (folder / "img999.png").write_bytes(b"not a png at all")
+    r = poolcli("run", str(folder), "-o", str(tmp_path / "o"), "--no-png", "--no-montage", "--workers", "1", "-q")
+    assert r.returncode == 1
+    r = poolcli("run", str(folder), "-o", str(tmp_path / "o2"), "--no-png", "--no-montage", "--workers", "1")
+    assert r.returncode == 1
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    assert len(lines) <= 40, r.stdout
+    assert "img999.png" in r.stdout and "failed" in r.stdout
+    assert "report.json" in r.stdout
