@@ -29,11 +29,14 @@ from .cmdoptions import (
     Boundary,  # noqa: F401  (re-exported for users of poolcli.cli)
     Direction,
     PoolMode,  # noqa: F401
+    PreviewProtocol,
     ShiftMode,
     command,
     stack_options,
 )
+from ._help import install as install_help
 from .errors import ExitStatus, PoolcliError, UsageError
+from .terminal import invariance_output, plain, print_json, run_output, show
 
 app = typer.Typer(
     name="poolcli",
@@ -49,6 +52,7 @@ app = typer.Typer(
 
 out_console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+install_help()
 
 
 def _version(value: bool) -> None:
@@ -123,6 +127,12 @@ def run(
             rich_help_panel=OUTPUT_PANEL,
         ),
     ] = True,
+    preview: Annotated[
+        bool, typer.Option(help="Show the input and each stage's map in the terminal (needs poolcli\\[preview]).",
+                           rich_help_panel=OUTPUT_PANEL)] = False,
+    preview_protocol: Annotated[
+        PreviewProtocol, typer.Option(help="auto: what the terminal speaks (Kitty, Sixel), else half blocks.",
+                                      rich_help_panel=OUTPUT_PANEL)] = PreviewProtocol.auto,
     *,
     o: SimpleNamespace,
 ) -> None:
@@ -132,15 +142,74 @@ def run(
 
     Folders: poolcli run photos/ --workers 4 (then --resume after Ctrl-C).
     """
-    from ._legacy_run import BatchArgs, LoadArgs, _run
+    from .jobs.run import RunJob
 
     with _errors(o.debug):
         st = _stack(o)
-        batch = BatchArgs(o.recursive, o.glob, o.workers, o.scheduler, o.resume, o.force, o.threads)
-        load = LoadArgs(o.nan.value, o.max_pixels, o.max_frames)
-        code = _run(paths, st, o.out, o.color.value, dense_units, o.json_out, png, montage, unpool, load, batch,
-                    o.quiet, o.debug)
+        if preview:
+            _check_preview()
+        job = RunJob(stack=st, color=o.color.value, dense_units=dense_units, png=png, montage=montage, unpool=unpool,
+                     **_load(o))
+        code = _execute(job, paths, o, lambda outcome: run_output(
+            out_console, outcome.report, outcome.written, outcome.out_dir, o.verbose))
+        if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR) and not o.json_out:
+            _preview(o.out, preview_protocol.value)
     raise typer.Exit(code)
+
+
+def _load(o: SimpleNamespace) -> dict[str, Any]:
+    return {"nan": o.nan.value, "max_pixels": o.max_pixels, "max_frames": o.max_frames}
+
+
+def _execute(job, paths: list[Path], o: SimpleNamespace, present) -> int:
+    """Run ``job`` on ``paths``; print its report (or JSON) and notes; return the exit code."""
+    from .jobs import BatchArgs, execute
+
+    if o.no_color:
+        out_console.no_color = err_console.no_color = True
+    batch = BatchArgs(o.recursive, o.glob, o.workers, o.scheduler, o.resume, o.force, o.threads)
+    outcome = execute(job, paths, o.out, batch, progress=lambda found, total: _progress(o.quiet, found, total),
+                      debug=o.debug)
+    if outcome.interrupted:
+        plain(err_console, outcome.interrupted_message)
+        return outcome.exit_code
+    if o.json_out:
+        print_json(outcome.report)
+    elif not o.quiet:
+        present(outcome)
+    if not o.json_out:
+        for line in outcome.notes:
+            plain(err_console, line)
+    return outcome.exit_code
+
+
+def _progress(quiet: bool, found, total: int):
+    from .parallel import Progress
+
+    if quiet:
+        mode = "none"
+    elif err_console.is_terminal and not err_console.is_dumb_terminal:
+        mode = "bar"
+    else:  # plain lines in logs, for folder batches; named files keep the one-line-per-failure output
+        mode = "lines" if found.folders else "none"
+    return Progress(err_console, mode, total)
+
+
+def _check_preview() -> None:
+    from .preview import PREVIEW_HINT, available
+
+    if not available():
+        raise UsageError(f"--preview needs textual-image: {PREVIEW_HINT}")
+
+
+def _preview(out: Path, protocol: str) -> None:
+    import json
+
+    from .preview import run_preview
+
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    for renderable in run_preview(report, out, out_console, protocol):
+        out_console.print(renderable)
 
 
 # ----------------------------------------------------------------------------- invariance
@@ -224,7 +293,7 @@ def invariance(
 
     Example: poolcli invariance photo.png --pool max --size 2 --stride 2 --compare max,avg,blurpool,aps
     """
-    from ._legacy_run import BatchArgs, LoadArgs, _invariance
+    from .jobs.invariance import InvarianceJob
 
     with _errors(o.debug):
         from .invariance import parse_shifts, shift_pairs
@@ -234,11 +303,10 @@ def invariance(
             pairs = shift_pairs(parse_shifts(shifts), direction.value)
         except ValueError as exc:
             raise UsageError(f"--shifts: {exc}") from None
-        methods = _methods(compare, st)
-        batch = BatchArgs(o.recursive, o.glob, o.workers, o.scheduler, o.resume, o.force, o.threads)
-        load = LoadArgs(o.nan.value, o.max_pixels, o.max_frames)
-        code = _invariance(paths, st, pairs, methods, shift_mode.value, o.out, o.color.value, o.json_out, plot,
-                           load, batch, o.quiet, o.debug)
+        job = InvarianceJob(stack=st, shifts=tuple(pairs), methods=_methods(compare, st), shift_mode=shift_mode.value,
+                            color=o.color.value, plot=plot, **_load(o))
+        code = _execute(job, paths, o, lambda outcome: invariance_output(
+            out_console, outcome.report, outcome.written, outcome.out_dir))
     raise typer.Exit(code)
 
 
@@ -250,7 +318,7 @@ def filters_cmd() -> None:
     """List the named filters and print their kernels (applied as cross-correlation, no flip)."""
     from .report import filters_table
 
-    out_console.print(filters_table())
+    show(out_console, filters_table())
 
 
 @app.command("presets")
@@ -258,7 +326,7 @@ def presets_cmd() -> None:
     """List the preset stacks with their stack strings."""
     from .report import presets_table
 
-    out_console.print(presets_table())
+    show(out_console, presets_table())
 
 
 @app.command("modes")
@@ -266,7 +334,7 @@ def modes_cmd() -> None:
     """List the pooling modes with their parameters and defaults (positional order), as --stack takes them."""
     from .report import modes_table
 
-    out_console.print(modes_table())
+    show(out_console, modes_table())
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -275,6 +343,15 @@ def modes_cmd() -> None:
 def _click_exception() -> type[Exception]:
     """Click's ``ClickException``, wherever this Typer keeps it (it vendors Click since 0.22)."""
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _once(message: str) -> str:
+    """The message with a sentence repeated back to back said once ("Did you mean 'run'?" twice, from Click and Typer)."""
+    import re
+
+    parts = re.split(r"(?<=[.?!])\s+", message)
+    kept = [p for i, p in enumerate(parts) if i == 0 or p != parts[i - 1]]
+    return " ".join(kept)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -288,7 +365,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         err_console.print("poolcli: interrupted", highlight=False, markup=False)
         sys.exit(ExitStatus.CTRL_C)
     except click_exception as exc:
-        msg = exc.format_message().replace("\n", " ")  # type: ignore[attr-defined]
+        msg = _once(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         err_console.print(f"poolcli: error: {msg}{hint}", highlight=False, markup=False)

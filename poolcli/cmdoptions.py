@@ -50,6 +50,7 @@ NanPolicy = _choices("NanPolicy", ("error", "propagate", "zero"))
 Color = _choices("Color", ("gray", "keep"))
 Direction = _choices("Direction", ("x", "y", "diag", "grid"))
 ShiftMode = _choices("ShiftMode", ("circular", "crop"))
+PreviewProtocol = _choices("PreviewProtocol", ("auto", "kitty", "sixel", "blocks"))
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,9 @@ def _pool_option(name: str) -> Opt:
 
 
 POOL_OPTIONS = (
-    _opt("pool", Optional[PoolMode], None, panel=POOL_PANEL,
-         help="Pooling mode \\[default: max]. A mode that needs a value says which (lp: --p, quantile: --q, "
-         "fractional: --ratio, learned: --weights); 'poolcli modes' lists every mode's parameters and "
+    _opt("pool", Optional[PoolMode], None, metavar="MODE", panel=POOL_PANEL,
+         help=f"Pooling mode: {', '.join(POOL_CHOICES)} \\[default: max]. lp needs --p, quantile --q, "
+         "fractional --ratio, learned --weights; 'poolcli modes' lists every mode's parameters and "
          "defaults; more through --stack."),
 ) + tuple(_pool_option(name) for name, p in PARAMS.items() if p.option)
 
@@ -156,6 +157,10 @@ OUTPUT_OPTIONS = (
     _opt("out", Path, Path("poolcli-out"), "--out", "-o", panel=OUTPUT_PANEL, help="Output folder."),
     _opt("json_out", bool, False, "--json", panel=OUTPUT_PANEL, help="Print the JSON report to stdout instead of tables."),
     _opt("quiet", bool, False, "--quiet", "-q", panel=OUTPUT_PANEL, help="No tables, no progress; failures and errors only."),
+    _opt("verbose", bool, False, "--verbose", "-v", panel=OUTPUT_PANEL,
+         help="Every input's shape table (default: one per distinct stack geometry, and a summary across inputs)."),
+    _opt("no_color", bool, False, "--no-color", panel=OUTPUT_PANEL,
+         help="No colour (also with NO_COLOR set; colour is only ever used on a terminal)."),
     _opt("debug", bool, False, panel=OUTPUT_PANEL, help="Show tracebacks."),
 )
 

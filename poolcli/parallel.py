@@ -165,6 +165,7 @@ class BatchResult:
     workers: int = 1
     scheduler: str | None = None
     mismatched: int = 0  # markers found that did not match (options or input changed)
+    timings: dict[int, float] = field(default_factory=dict)  # index -> seconds the input took (not resumed ones)
 
     def counts(self, found: int, non_images: int) -> dict[str, Any]:
         """The summary block of a report."""
@@ -510,6 +511,8 @@ def _take(index: int, outcome: dict, items: Sequence[InputItem], res: BatchResul
         raise OutputError(outcome["fatal"])
     if outcome["ok"]:
         res.results[index] = outcome["result"]
+        if outcome.get("seconds") is not None:
+            res.timings[index] = outcome["seconds"]
         res.processed += 1
         progress.advance(items[index].label, None)
     else:

@@ -1,10 +1,20 @@
-"""Report records and their Rich tables and CSV rows. Nothing here prints."""
+"""Report records and their Rich tables and CSV rows. Nothing here prints.
+
+Every table is built so that no number, shape or name is ever cut: number
+and shape columns never wrap, text columns wrap only between words, and
+:func:`fit` chooses how a table reaches the reader: whole at its natural
+width when the output is not a terminal (a pipe or a log: lines are as long
+as they need), as a table when it fits the terminal, else as one block of
+``column value`` items per row, which wraps only between items.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -37,19 +47,44 @@ def human_bytes(n: float) -> str:
     raise AssertionError
 
 
-def _shape(s: list[int]) -> str:
-    return "x".join(str(v) for v in s)
+def printable(name: str) -> str:
+    """A file name as one safe line: control characters and undecodable bytes as backslash escapes.
+
+    >>> printable("a\\nb\\x1b[2J.png"), printable("caf\\udce9.png")
+    ('a\\\\nb\\\\x1b[2J.png', 'caf\\\\xe9.png')
+    """
+    out = []
+    for ch in str(name):
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode could not decode (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            out.append(repr(ch)[1:-1])
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
-def _reduction(r: float) -> str:
+def shape_text(s: list[int] | None) -> str:
+    """``[1, 240, 320]`` -> ``'1x240x320'`` (``'-'`` for None)."""
+    return "-" if s is None else "x".join(str(v) for v in s)
+
+
+def reduction_text(r: float | None) -> str:
+    """How many times fewer elements: ``'4x'``, ``'1x'``, ``'1/2x'`` (``'-'`` for None)."""
+    if r is None:
+        return "-"
     return "1x" if r == 1 else (f"{r:.4g}x" if r >= 1 else f"1/{1 / r:.4g}x")
+
+
+_shape, _reduction = shape_text, reduction_text
 
 
 def shape_table(record: dict[str, Any], dense_units: int) -> Table:
     """The shape report of one input: what each stage does to size and downstream parameters."""
-    t = Table(title=f"{record['path']}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t = Table(title=Text(printable(record["path"])), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     t.add_column("#", justify="right", style="dim", no_wrap=True)
-    t.add_column("stage", overflow="fold", min_width=16)
+    t.add_column("stage", overflow="fold")
     t.add_column("C x H x W", justify="right", no_wrap=True)
     t.add_column("spatial÷", justify="right", no_wrap=True)
     t.add_column("elements", justify="right", no_wrap=True)
@@ -60,7 +95,7 @@ def shape_table(record: dict[str, Any], dense_units: int) -> Table:
     for s in record["stages"]:
         t.add_row(
             str(s["index"]),
-            s["spec"],
+            Text(s["spec"]),
             _shape(s["shape"]),
             Text(_reduction(s["reduction"]), style="bold green" if s["reduction"] > 1 else ""),
             f"{s['elements']:,}",
@@ -165,7 +200,7 @@ def invariance_table(records: list[dict[str, Any]], method: str, metric: str = "
     stages = list(dict.fromkeys((r["stage"], r["spec"]) for r in rows))
     t = Table(title=f"{method}: {metric} by stage and shift (dy,dx)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     t.add_column("#", justify="right", style="dim", no_wrap=True)
-    t.add_column("stage", overflow="fold", min_width=14)
+    t.add_column("stage", overflow="fold")
     for s in shifts:
         t.add_column(_shift_label(s), justify="right", no_wrap=True)
     cell: dict[tuple, list[float | None]] = {}
@@ -329,16 +364,11 @@ def aggregate_table(aggregates: list[dict[str, Any]], n_inputs: int) -> Table:
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    t.add_column("method", overflow="fold", max_width=9)
-    t.add_column("stage", overflow="fold", max_width=9)
+    t.add_column("method", overflow="fold")
+    t.add_column("stage", overflow="fold")
     t.add_column("shift", justify="right", no_wrap=True)
     for name in ("equiv_rel_l2", "rel_l2", "global_rel_diff", "cosine"):
-        t.add_column(
-            name.replace("_", "_\n", 1) if name != "rel_l2" else name,
-            justify="right",
-            overflow="fold",
-            min_width=8,
-        )
+        t.add_column(name.replace("_", "_\n", 1) if name != "rel_l2" else name, justify="right", no_wrap=True)
 
     def cell(a: dict[str, Any], metric: str, styled: bool = True) -> Text:
         mean, std, worst = a[f"{metric}_mean"], a[f"{metric}_std"], a[f"{metric}_worst"]
@@ -427,3 +457,77 @@ def modes_table() -> Table:
         )
         t.add_row(name, spec.summary, params)
     return t
+
+
+# ----------------------------------------------------------------------------- fitting a table to the reader
+
+def natural_width(table: Table, console: Console) -> tuple[int, int]:
+    """(minimum, maximum) width of ``table``: the minimum wraps text columns between words only."""
+    m = Measurement.get(console, console.options.update_width(1 << 16), table)
+    return m.minimum, m.maximum
+
+
+def _cell_text(cell: Any) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def _pack(items: list[str], width: int, indent: str = "  ", gap: str = "   ") -> list[str]:
+    """Items greedily packed into lines of at most ``width`` columns; an item is never split."""
+    lines: list[str] = []
+    line = ""
+    for item in items:
+        candidate = item if not line else line + gap + item
+        if line and len(indent + candidate) > width:
+            lines.append(indent + line)
+            line = item
+        else:
+            line = candidate
+    if line:
+        lines.append(indent + line)
+    return lines
+
+
+def as_blocks(table: Table, width: int, keys: int = 1) -> RenderableType:
+    """The table as one block per row: the first ``keys`` cells as a heading, then ``header value`` items
+    packed into lines of ``width`` (a line breaks between items, never inside one)."""
+    columns = table.columns
+    headers = [_cell_text(c.header).replace("_\n", "_").replace("\n", " ").strip() for c in columns]
+    cells = [list(c.cells) for c in columns]
+    parts: list[RenderableType] = []
+    if table.title:
+        parts.append(Text(_cell_text(table.title), style="bold"))
+    for row in range(table.row_count):
+        heading = " ".join(_cell_text(cells[i][row]) for i in range(min(keys, len(columns))))
+        items, blocks = [], []
+        for i in range(keys, len(columns)):
+            value = _cell_text(cells[i][row])
+            if value.count("\n") == 1:  # "mean±std" over "(worst)": one item
+                value = value.replace("\n", " ")
+            if "\n" in value:  # a multi-line cell (a kernel) keeps its lines
+                blocks.append(Text(f"  {headers[i]}:\n" + "\n".join("    " + v for v in value.splitlines())))
+            else:
+                items.append(f"{headers[i]} {value}".strip())
+        parts.append(Text(heading, style="bold"))
+        parts.extend(Text(line, no_wrap=True, overflow="ignore") for line in _pack(items, width))
+        parts.extend(blocks)
+    if table.caption:
+        parts.append(Text(_cell_text(table.caption), style="dim"))
+    return Group(*parts)
+
+
+def fit(table: Table, console: Console, keys: int = 1) -> tuple[RenderableType, int | None]:
+    """How to print ``table`` whole: ``(renderable, width)`` for ``console.print(renderable, width=width)``.
+
+    Not a terminal: the table at its natural width. A terminal it fits (text
+    columns wrapping between words): the table. Else :func:`as_blocks`.
+    """
+    for column in table.columns:  # a column that never wraps keeps its header lines whole too
+        if column.no_wrap:
+            widest = max(len(line) for line in _cell_text(column.header).split("\n"))
+            column.min_width = max(column.min_width or 0, widest)
+    minimum, maximum = natural_width(table, console)
+    if not console.is_terminal:
+        return table, maximum
+    if minimum <= console.width:
+        return table, None
+    return as_blocks(table, console.width, keys), None

@@ -94,6 +94,8 @@ def stable(report_path: Path, per_invocation: bool = True) -> dict:
     r.pop("out_dir", None)
     r.pop("execution")
     r.pop("seconds", None)
+    for rec in r.get("inputs", []):
+        rec.pop("seconds", None)  # the time each input took in this run
     summary = r["summary"] if "batch_summary" not in r else r["batch_summary"]
     for k in PER_INVOCATION if per_invocation else ("seconds", "images_per_second"):
         summary.pop(k)

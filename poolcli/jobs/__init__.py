@@ -109,6 +109,7 @@ def execute(
             counts=res.counts(len(items), found.skipped),
             interrupted=res.interrupted,
             execution={"workers": res.workers, "scheduler": res.scheduler},
+            timings=res.timings,
         )
         outcome.report = job.finish(outcome)
     return outcome

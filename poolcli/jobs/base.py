@@ -30,6 +30,8 @@ Imports: :mod:`poolcli.batch` (``InputItem``), :mod:`poolcli.outputs`,
 
 from __future__ import annotations
 
+import time
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +135,7 @@ class Job(ABC):
         marker = self.marker_path(out_dir, item)
         if not inside(out_dir, self.guard_path(out_dir, item)):
             return {"ok": False, "error": f"output folder {item.out_rel.as_posix()} would leave --out"}
+        start = time.perf_counter()
         try:
             marker.unlink(missing_ok=True)  # outputs are about to change: the old marker no longer vouches
             result = self.produce(item, out_dir)
@@ -150,7 +153,7 @@ class Job(ABC):
             return {"fatal": f"{marker.parent}: {exc.strerror or exc}"}
         except Exception as exc:  # a bug on one odd input must not stop 10,000 others
             return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
-        return {"ok": True, "result": result}
+        return {"ok": True, "result": result, "seconds": round(time.perf_counter() - start, 4)}
 
 
 @dataclass
@@ -170,6 +173,7 @@ class JobOutcome:
     counts: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
     execution: dict[str, Any] = field(default_factory=dict)  # {"workers": n, "scheduler": ...}
+    timings: dict[int, float] = field(default_factory=dict)  # input index -> seconds (inputs done in this run)
     report: dict[str, Any] = field(default_factory=dict)  # set from job.finish
     written: list[str] = field(default_factory=list)  # report files job.finish wrote, by name
     notes: list[str] = field(default_factory=list)  # plain-text lines for stderr (e.g. "poolcli: no plot: ...")

@@ -111,6 +111,9 @@ class RunJob(Job):
 
         out_dir = outcome.out_dir
         records = outcome.records
+        # The seconds each input took in this run (None: resumed), in report.json only: record.json
+        # markers and every map stay byte-identical from run to run.
+        inputs = [{**outcome.results[i], "seconds": outcome.timings.get(i)} for i in sorted(outcome.results)]
         report = {
             "poolcli_version": __version__,
             "stack": str(self.stack),
@@ -120,7 +123,7 @@ class RunJob(Job):
             "max_pixels": self.max_pixels,
             "max_frames": self.max_frames,
             "out_dir": str(out_dir),
-            "inputs": records,
+            "inputs": inputs,
             "failures": outcome.failures,
             "summary": outcome.counts,
             "interrupted": outcome.interrupted,

@@ -1,0 +1,287 @@
+"""The terminal never lies: whole names and numbers at any width, readable help, suggestions, previews.
+
+Widths are set with ``COLUMNS`` in a subprocess (Rich reads it when the
+console is created); ``| cat`` is a subprocess whose stdout is a pipe. The
+preview test drives a real terminal: tmux (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES, SUBPROCESS_ENV
+
+WIDTHS = (40, 60, 80, 200)
+
+
+def poolcli(*args: str, columns: int = 80, **kw) -> subprocess.CompletedProcess:
+    env = {**SUBPROCESS_ENV, "COLUMNS": str(columns)}
+    return subprocess.run([sys.executable, "-m", "poolcli", *args], capture_output=True, text=True, env=env,
+                          timeout=120, **kw)
+
+
+def _option_names(command: str) -> list[str]:
+    from click import Command
+    from typer.main import get_command
+
+    from poolcli.cli import app
+
+    group = get_command(app)
+    cmd: Command = group.commands[command]  # type: ignore[attr-defined]
+    names = []
+    for p in cmd.params:
+        names += [o for o in (*p.opts, *p.secondary_opts) if o.startswith("--")]
+    return names
+
+
+@pytest.mark.parametrize("command", ["run", "invariance"])
+@pytest.mark.parametrize("columns", [80, 120])
+def test_help_shows_every_option_name_whole(command, columns):
+    out = poolcli(command, "--help", columns=columns).stdout
+    assert "…" not in out
+    words = set(re.findall(r"--[a-z][a-z0-9-]*", out))
+    missing = [n for n in _option_names(command) if n not in words]
+    assert missing == []
+
+
+def test_filters_and_modes_names_whole_in_a_pipe_and_at_80():
+    from poolcli.filters import FILTERS
+    from poolcli.pooling.modes import MODES
+
+    for columns in (40, 80):
+        out = poolcli("filters", columns=columns).stdout
+        assert "…" not in out
+        for name in FILTERS:
+            if name != "none":
+                assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", out), (columns, name)
+        modes = poolcli("modes", columns=columns).stdout
+        for name in MODES:
+            assert re.search(rf"(?<![\w-]){name}(?![\w-])", modes), (columns, name)
+
+
+def test_help_prints_brackets_as_typed():
+    out = " ".join(poolcli("invariance", "--help", columns=200).stdout.split())
+    assert "poolcli[plot]" in out
+    assert "[[stage]]" in " ".join(poolcli("run", "--help", columns=200).stdout.split())
+
+
+def test_command_typo_is_suggested_once():
+    err = poolcli("rn").stderr
+    assert err.count("Did you mean 'run'?") == 1 and len(err.strip().splitlines()) == 1
+
+
+def test_stage_typo_gets_suggestions(tmp_path):
+    r = poolcli("run", str(SAMPLES / "scene.png"), "--stack", "sobl | max(2)", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2
+    assert "did you mean 'sobel'" in r.stderr
+
+
+def test_derivative_descriptions_match_their_kernels():
+    """'x-derivative (right - left)' is positive on a ramp rising to the right; likewise y (bottom - top)."""
+    from poolcli.filters import FILTERS, apply_filter
+
+    ramp = np.tile(np.arange(9.0), (9, 1))
+    for name, factory in FILTERS.items():
+        f = factory()
+        if "x-derivative" in f.description:
+            assert "(right - left)" in f.description
+            assert apply_filter(ramp, f, mode="nearest")[4, 4] > 0, name
+        if "y-derivative" in f.description:
+            assert "(bottom - top)" in f.description
+            assert apply_filter(ramp.T, f, mode="nearest")[4, 4] > 0, name
+
+
+# ----------------------------------------------------------------------------- previews
+
+
+def test_preview_protocol_escape_output_sixel():
+    """The Sixel path sends the image as one DCS sequence: ESC P ... q <sixel data> ESC \\."""
+    from rich.console import Console
+
+    from poolcli.preview import image_class
+
+    console = Console(force_terminal=True, width=80, color_system="truecolor", no_color=False,
+                      file=open(os.devnull, "w"))
+    with console.capture() as cap:
+        console.print(image_class("sixel")(_pil(), width=8, height="auto"))
+    out = cap.get()
+    start = out.index("\x1bP")
+    assert "q" in out[start:start + 16] and out.index("\x1b\\", start) > start + 16  # pixels between DCS and ST
+
+
+def test_preview_protocol_escape_output_blocks():
+    from rich.console import Console
+
+    from poolcli.preview import image_class
+
+    console = Console(force_terminal=True, width=80, color_system="truecolor", no_color=False,
+                      file=open(os.devnull, "w"))
+    with console.capture() as cap:
+        console.print(image_class("blocks")(_pil(), width=8, height="auto"))
+    out = cap.get()
+    assert "▀" in out and "\x1b[38;2;" in out  # true-colour foreground (upper pixel) and background (lower)
+
+
+def _pil():
+    from PIL import Image
+
+    return Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) * 4)
+
+
+def _tmux() -> str:
+    path = shutil.which("tmux")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("tmux is not installed: .ci/run installs it")
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    return path
+
+
+def test_preview_in_a_real_terminal(tmp_path):
+    """poolcli run --preview inside tmux: the half-block fallback draws every stage, labelled."""
+    tmux = _tmux()
+    session = f"poolcli-preview-{os.getpid()}"
+    out = tmp_path / "o"
+    done = tmp_path / "done"
+    cmd = (f"{sys.executable} -m poolcli run {SAMPLES / 'scene.png'} --preset hierarchy -q --preview "
+           f"-o {out}; echo $? > {done}; sleep 60")
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "TERM")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parents[1]), env.get("PYTHONPATH")) if p)
+    subprocess.run([tmux, "-L", session, "new-session", "-d", "-s", session, "-x", "120", "-y", "60", cmd],
+                   env=env, check=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        screen = subprocess.run([tmux, "-L", session, "capture-pane", "-p", "-t", session],
+                                capture_output=True, text=True, check=True).stdout
+    finally:
+        subprocess.run([tmux, "-L", session, "kill-server"], capture_output=True)
+    assert done.exists() and done.read_text().strip() == "0", screen
+    assert "▀" in screen
+    for label in ("input", "1x240x320", "5 max(size=2, stride=2)", "1x15x20"):
+        assert label in screen, (label, screen)
+
+
+def test_preview_without_the_extra_says_how_to_get_it(tmp_path, monkeypatch):
+    import poolcli.preview as preview
+    from typer.testing import CliRunner
+
+    from poolcli.cli import app
+
+    monkeypatch.setattr(preview, "available", lambda: False)
+    r = CliRunner().invoke(app, ["run", str(SAMPLES / "scene.png"), "--preview", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "pip install 'poolcli[preview]'" in r.output
+
+
+# ----------------------------------------------------------------------------- whole numbers at any width
+
+
+def _photo(path: Path, size: int, seed: int = 0) -> Path:
+    """A photo-like RGB image: smooth colour fields plus texture."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
+    arr = np.asarray(img).astype(np.int16) + rng.integers(-20, 21, (size, size, 3))
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _printed(args: list[str], columns: int | None) -> str:
+    """stdout of ``poolcli *args``: on a terminal ``columns`` wide (a forced Rich terminal), or piped (None)."""
+    import io
+
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    import poolcli.cli as cli
+
+    if columns is None:
+        return poolcli(*args, columns=80).stdout
+    buf = io.StringIO()
+    saved = cli.out_console
+    cli.out_console = Console(file=buf, force_terminal=True, width=columns, color_system=None)
+    try:
+        result = CliRunner().invoke(cli.app, args)
+    finally:
+        cli.out_console = saved
+    assert result.exit_code == 0, result.output
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def big_photo(tmp_path_factory):
+    return _photo(tmp_path_factory.mktemp("photo") / "photo.png", 1411)
+
+
+@pytest.mark.parametrize("columns", [*WIDTHS, None], ids=[*map(str, WIDTHS), "piped"])
+def test_every_number_of_the_report_is_printed_whole(tmp_path, big_photo, columns):
+    import json
+
+    out = tmp_path / "o"
+    text = _printed(["run", str(big_photo), "--preset", "vgg", "--color", "keep", "-o", str(out), "--no-png",
+                     "--no-montage", "--no-unpool", "--workers", "1"], columns)
+    assert "…" not in text
+    flat = " ".join(text.split())  # a wrapped spec joins up again; a cut number never does
+    tokens = set(re.split(r"[\s│┃]+", text))
+    report = json.loads((out / "report.json").read_text())
+    rec = report["inputs"][0]
+    for entry in [rec["input"], *rec["stages"]]:
+        for value in (f"{entry['elements']:,}", f"{entry['dense_params']:,}", "x".join(map(str, entry["shape"]))):
+            assert value in tokens, (columns, value)
+    for stage in rec["stages"]:
+        assert stage["spec"] in flat, (columns, stage["spec"])
+
+
+@pytest.mark.parametrize("columns", [*WIDTHS, None], ids=[*map(str, WIDTHS), "piped"])
+def test_invariance_aggregates_are_printed_whole(tmp_path, columns):
+    import json
+
+    from poolcli.report import _fmt_metric
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        _photo(folder / f"p{i}.png", 64 + 8 * i, seed=i)
+    out = tmp_path / "o"
+    text = _printed(["invariance", str(folder), "--compare", "max,avg,blurpool", "--shifts", "0:2", "-o", str(out),
+                     "--no-plot", "--workers", "1"], columns)
+    assert "…" not in text
+    tokens = set(re.split(r"[\s│┃()]+", text))
+    report = json.loads((out / "invariance.json").read_text())
+    assert report["aggregates"]
+    for a in report["aggregates"]:
+        mean, std = a["equiv_rel_l2_mean"], a["equiv_rel_l2_std"]
+        assert f"{_fmt_metric(mean)}±{_fmt_metric(std)}" in tokens, (columns, a)
+        assert a["method"] in tokens
+
+
+def test_a_long_batch_prints_a_short_summary(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for i in range(200):
+        Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(folder / f"img{i:03d}.png")
+    (folder / "img999.png").write_bytes(b"not a png at all")
+    r = poolcli("run", str(folder), "-o", str(tmp_path / "o"), "--no-png", "--no-montage", "--workers", "1", "-q")
+    assert r.returncode == 1
+    r = poolcli("run", str(folder), "-o", str(tmp_path / "o2"), "--no-png", "--no-montage", "--workers", "1")
+    assert r.returncode == 1
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    assert len(lines) <= 40, r.stdout
+    assert "img999.png" in r.stdout and "failed" in r.stdout
+    assert "report.json" in r.stdout
