@@ -73,6 +73,16 @@ DASK_HINT = "pip install 'poolcli[dask]'"
 # ----------------------------------------------------------------------------- progress
 
 
+def _short(label: str, limit: int = 40) -> str:
+    """The end of a file name, for the progress bar (the name of the last input done); escaped, one line."""
+    from rich.markup import escape
+
+    from .report import printable
+
+    name = printable(label)
+    return escape(name if len(name) <= limit else "…" + name[-(limit - 1):])
+
+
 class Progress:
     """Progress on stderr: ``mode`` is ``bar`` (Rich, on a terminal), ``lines`` or ``none``.
 
@@ -86,6 +96,7 @@ class Progress:
         self.mode = mode
         self.total = total
         self.done = 0
+        self.failed = 0
         self._bar = None
         self._task = None
         self._description = description
@@ -111,11 +122,13 @@ class Progress:
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
+                TextColumn("{task.fields[failed]}", style="bold red"),
+                TextColumn("{task.fields[last]}", style="dim"),
                 console=self.console,
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task(self._description, total=self.total, rate="")
+            self._task = self._bar.add_task(self._description, total=self.total, rate="", failed="", last="")
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -131,17 +144,21 @@ class Progress:
     def advance(self, label: str, error: str | None) -> None:
         from rich.markup import escape
 
+        from .report import printable
+
         self.done += 1
         if self.mode == "lines":
             status = "ok" if error is None else f"FAILED {error}"
-            self._print(escape(f"[{self.done}/{self.total}] {label}: {status}"))
+            self._print(escape(f"[{self.done}/{self.total}] {printable(label)}: {status}"))
         elif error is not None:
-            self._print(f"[bold red]poolcli:[/] {escape(f'{label}: {error}')}")
+            self._print(f"[bold red]poolcli:[/] {escape(f'{printable(label)}: {error}')}")
         if self._bar is not None:
             task = self._bar.tasks[0]
             speed = task.finished_speed or task.speed
             rate = f"{speed:.1f} img/s" if speed else ""
-            self._bar.update(self._task, advance=1, rate=rate)
+            self.failed += error is not None
+            self._bar.update(self._task, advance=1, rate=rate, failed=f"{self.failed} failed" if self.failed else "",
+                             last=_short(label))
 
     def _print(self, text: str) -> None:
         if self.console is None:
