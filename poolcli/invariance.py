@@ -473,7 +473,7 @@ def _roll_pieces(h: int, w: int, u: int, v: int) -> list[tuple[tuple[slice, slic
     return [((rb, cb), (ra, ca)) for rb, ra in _pieces(h, u) for cb, ca in _pieces(w, v)]
 
 
-_CHUNK = 1 << 16  # elements per block of the fused inner products (a few blocks sit in L2)
+_CHUNK = 1 << 13  # elements per block of the inner products: in L2, and single-threaded BLAS
 
 
 def _roll_dots(a: np.ndarray, b: np.ndarray, offsets: list[tuple[int, int]]) -> list[float]:
@@ -517,6 +517,17 @@ def _roll_dots(a: np.ndarray, b: np.ndarray, offsets: list[tuple[int, int]]) -> 
     return out
 
 
+def _dot(x: np.ndarray, y: np.ndarray) -> Any:
+    """Inner product of two 1-D float64 blocks of at most ``_CHUNK`` elements, in the calling thread.
+
+    OpenBLAS computes a ``ddot`` of more than 10,000 elements on its threads;
+    on a busy 2-core machine every such call then waited for a time slice
+    (seconds per map measured with 64K-element blocks). Blocks of 8192 stay
+    single-threaded; einsum (no BLAS) for anything longer.
+    """
+    return np.dot(x, y) if x.size <= _CHUNK else np.einsum("i,i->", x, y)
+
+
 def _flat_roll_dots(af: np.ndarray, bf: np.ndarray, flat: list[int], out: list[float]) -> None:
     """Add ``sum_k bf[k] af[(k - s) % n]`` for every ``s`` of ``flat`` to ``out`` (1-D, contiguous)."""
     n = af.size
@@ -525,7 +536,7 @@ def _flat_roll_dots(af: np.ndarray, bf: np.ndarray, flat: list[int], out: list[f
         bf = bf.astype(np.float64, copy=False)
         for i, s in enumerate(flat):
             s %= n
-            out[i] += float(np.dot(bf[s:], af[: n - s])) + (float(np.dot(bf[:s], af[n - s :])) if s else 0.0)
+            out[i] += float(_dot(bf[s:], af[: n - s])) + (float(_dot(bf[:s], af[n - s :])) if s else 0.0)
         return
     lo, hi = reach, n - reach  # there k - s stays in [0, n) for every s
     block = None if bf.dtype == np.float64 else np.empty(_CHUNK)  # float32 -> float64, one block at a time
@@ -536,11 +547,11 @@ def _flat_roll_dots(af: np.ndarray, bf: np.ndarray, flat: list[int], out: list[f
             bk = block[: k1 - k0]
             bk[...] = bf[k0:k1]
         for i, s in enumerate(flat):
-            out[i] += float(np.dot(bk, af[k0 - s : k1 - s]))
+            out[i] += float(_dot(bk, af[k0 - s : k1 - s]))
     edge = np.r_[0:lo, hi:n]
     be = bf[edge].astype(np.float64, copy=False)
     for i, s in enumerate(flat):
-        out[i] += float(np.dot(be, af[(edge - s) % n]))
+        out[i] += float(_dot(be, af[(edge - s) % n]))
 
 
 def _removed(n: int, k: int, shifted: bool) -> slice:
