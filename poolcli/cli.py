@@ -202,13 +202,16 @@ def _check_preview() -> None:
         raise UsageError(f"--preview needs textual-image: {PREVIEW_HINT}")
 
 
-def _preview(out: Path, protocol: str) -> None:
+def _preview(out: Path, protocol: str, report_name: str = "report.json") -> None:
+    """Print the preview of the report just written in ``out``."""
     import json
 
-    from .preview import run_preview
+    from .preview import invariance_preview, run_preview
 
-    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    for renderable in run_preview(report, out, out_console, protocol):
+    report = json.loads((out / report_name).read_text(encoding="utf-8"))
+    shown = run_preview(report, out, out_console, protocol) if report_name == "report.json" else \
+        invariance_preview(report, out_console, protocol)
+    for renderable in shown:
         out_console.print(renderable)
 
 
@@ -286,6 +289,12 @@ def invariance(
         Optional[str], typer.Option(help=_compare_help(), rich_help_panel=INV_PANEL, show_default=False)
     ] = None,
     plot: Annotated[bool, typer.Option(help="Write invariance.png (needs poolcli\\[plot]).", rich_help_panel=OUTPUT_PANEL)] = True,
+    preview: Annotated[
+        bool, typer.Option(help="Show, per method, the last map beside the map at its worst shift, in the terminal "
+                           "(needs poolcli\\[preview]).", rich_help_panel=OUTPUT_PANEL)] = False,
+    preview_protocol: Annotated[
+        PreviewProtocol, typer.Option(help="auto: what the terminal speaks (Kitty, Sixel), else half blocks.",
+                                      rich_help_panel=OUTPUT_PANEL)] = PreviewProtocol.auto,
     *,
     o: SimpleNamespace,
 ) -> None:
@@ -305,8 +314,12 @@ def invariance(
             raise UsageError(f"--shifts: {exc}") from None
         job = InvarianceJob(stack=st, shifts=tuple(pairs), methods=_methods(compare, st), shift_mode=shift_mode.value,
                             color=o.color.value, plot=plot, **_load(o))
+        if preview:
+            _check_preview()
         code = _execute(job, paths, o, lambda outcome: invariance_output(
             out_console, outcome.report, outcome.written, outcome.out_dir))
+        if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR) and not o.json_out:
+            _preview(o.out, preview_protocol.value, "invariance.json")
     raise typer.Exit(code)
 
 

@@ -66,8 +66,12 @@ def _picture(array: Any) -> Any:
     return _as_pil(to_uint8(array[0]))
 
 
-def _label(title: str, shape: list[int], channels_note: str) -> Text:
-    return Text.assemble((title, "bold"), "\n", ("x".join(map(str, shape)), "cyan"), channels_note)
+def _label(title: str, shape: list[int], channels_note: str, width: int = 24) -> Text:
+    """Title and shape, wrapped between words to about the picture's width (so pictures sit side by side)."""
+    import textwrap
+
+    lines = textwrap.wrap(title, max(width, 16), break_long_words=False, break_on_hyphens=False) or [""]
+    return Text.assemble(("\n".join(lines), "bold"), "\n", ("x".join(map(str, shape)), "cyan"), channels_note)
 
 
 def panels(record: dict[str, Any], out_dir: Path, input_map: Any, console: Console, protocol: str = "auto") -> RenderableType:
@@ -91,8 +95,8 @@ def panels(record: dict[str, Any], out_dir: Path, input_map: Any, console: Conso
         array = np.asarray(array)
         note = "" if array.shape[0] in (1, 3) else f" (channel 0 of {array.shape[0]})"
         width = max(MIN_CELLS, round(width_cells * array.shape[-1] / in_w))
-        cells.append(Group(_label(title, shape, note), Image(_picture(array), width=width, height="auto")))
-    return Group(Text(str(record["path"]), style="bold"), Columns(cells, padding=(1, 2)))
+        cells.append(Group(_label(title, shape, note, width), Image(_picture(array), width=width, height="auto")))
+    return Group(Text(printable_name(record["path"]), style="bold"), Columns(_aligned(cells), padding=(1, 2)))
 
 
 def run_preview(report: dict[str, Any], out_dir: Path, console: Console, protocol: str = "auto",
@@ -108,3 +112,64 @@ def run_preview(report: dict[str, Any], out_dir: Path, console: Console, protoco
     if len(report["inputs"]) > max_inputs:
         shown.append(Text(f"(preview of the first {max_inputs} of {len(report['inputs'])} inputs)", style="dim"))
     return shown
+
+
+def _worst_shift(records: list[dict[str, Any]], label: str, method: str) -> tuple[list[int], float | None]:
+    """The shift with the largest equiv_rel_l2 at the last stage of ``method`` for input ``label``."""
+    rows = [r for r in records if r["input"] == label and r["method"] == method]
+    last = max((r["stage"] for r in rows), default=0)
+    rows = [r for r in rows if r["stage"] == last and r["equiv_rel_l2"] is not None and any(r["shift"])]
+    if not rows:
+        return [0, 0], None
+    worst = max(rows, key=lambda r: r["equiv_rel_l2"])  # the first non-zero shift when all are equal
+    return worst["shift"], worst["equiv_rel_l2"]
+
+
+def invariance_preview(report: dict[str, Any], console: Console, protocol: str = "auto") -> list[RenderableType]:
+    """What ``poolcli invariance --preview`` prints: per method, the last stage's map of the first input
+    beside the map of the input shifted by the method's worst shift (largest ``equiv_rel_l2``)."""
+    import numpy as np
+    from rich.columns import Columns
+
+    from .images import load_image
+    from .invariance import circular_shift, crop_pair
+    from .jobs.invariance import crop_to_stride
+    from .stack import apply_stack, parse_stack
+
+    if not report["records"]:
+        return []
+    label = report["records"][0]["input"]
+    x = load_image(label, report.get("color", "gray"), max_pixels=report.get("max_pixels"),
+                   max_frames=report.get("max_frames"), nan="zero")
+    stacks = [(m, parse_stack(spec)) for m, spec in report["methods"].items()]
+    circular = report["shift_mode"] == "circular"
+    reach = max(max(abs(dy), abs(dx)) for dy, dx in report["shifts"])
+    x = crop_to_stride(x, stacks) if circular else x
+    base = x if circular else crop_pair(x, 0, 0, reach)[0]
+    Image = image_class(protocol)
+    width = max(12, min(console.width // 4 - 2, 40))
+    cells: list[RenderableType] = []
+    for method, st in stacks:
+        (dy, dx), err = _worst_shift(report["records"], label, method)
+        shifted = circular_shift(x, dy, dx) if circular else crop_pair(x, dy, dx, reach)[1]
+        with np.errstate(all="ignore"):
+            fx, ftx = apply_stack(base, st)[-1], apply_stack(shifted, st)[-1]
+        note = "" if err is None else f"  equiv_rel_l2 {err:.3g}"
+        for title, m in ((f"{method}: f(x)", fx), (f"{method}: f(x shifted {dy},{dx}){note}", ftx)):
+            cells.append(Group(_label(title, list(m.shape), "", width), Image(_picture(m), width=width, height="auto")))
+    return [Text(printable_name(label), style="bold"), Columns(_aligned(cells), padding=(1, 2))]
+
+
+def _aligned(cells: list[Any]) -> list[Any]:
+    """Labels padded to the same number of lines, so that the pictures of a row start on one line."""
+    labels = [c.renderables[0] for c in cells]
+    lines = max(len(t.plain.splitlines()) for t in labels)
+    for t in labels:
+        t.append("\n" * (lines - len(t.plain.splitlines())))
+    return cells
+
+
+def printable_name(label: str) -> str:
+    from .report import printable
+
+    return printable(label)

@@ -285,3 +285,13 @@ def test_a_long_batch_prints_a_short_summary(tmp_path):
     assert len(lines) <= 40, r.stdout
     assert "img999.png" in r.stdout and "failed" in r.stdout
     assert "report.json" in r.stdout
+
+
+def test_invariance_preview_shows_each_method_at_its_worst_shift(tmp_path):
+    r = poolcli("invariance", str(SAMPLES / "scene.png"), "--compare", "max,aps", "--shifts", "0:2", "--preview",
+                "--preview-protocol", "blocks", "-q", "-o", str(tmp_path / "o"), columns=160)
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    assert "max: f(x)" in text and "max: f(x shifted 0,1) equiv_rel_l2" in text
+    assert "aps: f(x shifted 0,1) equiv_rel_l2 0" in text  # aps: the map only moves
+    assert "▀" in r.stdout
