@@ -17,10 +17,14 @@ and times, on the same maps:
 * ``Reference``: one :class:`poolcli.invariance.Reference` per (method, stage),
   its ``compare`` per shift (what the job can do);
 * ``stacks``: the 28 stack evaluations the job runs (4 methods x (1 + 6 shifts));
+* ``plan``: :func:`shared_plan`, stacks and metrics computed the way the job
+  can share work (the ``sobel`` stage once per shift for all methods and its
+  metrics once, no evaluation for shift 0, a ``Reference`` per ``f(x)``);
 * ``run``: one evaluation of ``poolcli run``'s default stack (``sobel | max(2)``).
 
 Every new result is checked to be identical (==, floats bit for bit) to the
-old one. Ratios are against ``run``. ``--command`` also times the whole
+old one, and the shared plan's records to the per-pair ones. Ratios are
+against the 28 stack evaluations. ``--command`` also times the whole
 commands (``/usr/bin/time -v``: wall and max RSS) on the image written as
 ``/tmp/poolcli-bench-invariance-<size>.png``.
 """
@@ -176,21 +180,73 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def method_maps(x, method: str, plain):
+    """(stack, f(x), [f(T x) per shift]) of one method, as the invariance job computes them today."""
+    from poolcli.invariance import circular_shift
+    from poolcli.stack import apply_stack, circular_stack, swap_pooling
+
+    st = circular_stack(swap_pooling(plain, method))
+    return st, apply_stack(x, st), [apply_stack(circular_shift(x, *s), st) for s in SHIFTS]
+
+
+def shared_plan(x, plain) -> list[dict]:
+    """The invariance records computed the way the job can share work (same values as per pair).
+
+    1. Stages before the first one that differs between the methods (here
+       ``sobel``) are evaluated once per shift, not once per method, and
+       their metrics computed once and reused for every method.
+    2. Shift (0, 0) is ``T x = x`` in circular mode: ``f(T x)`` is ``f(x)``,
+       not evaluated again.
+    3. One :class:`poolcli.invariance.Reference` per distinct ``f(x)`` map,
+       its ``compare`` for every shift.
+    """
+    from poolcli.invariance import Reference, circular_shift
+    from poolcli.stack import apply_stage, circular_stack, swap_pooling
+
+    stacks = [circular_stack(swap_pooling(plain, m)) for m in METHODS]
+    n = 0
+    while n < len(stacks[0].stages) and len({str(st.stages[n]) for st in stacks}) == 1:
+        n += 1
+    strides = [(1, 1), (2, 2)]  # sobel | <pool>(2)
+    records: dict[tuple, dict] = {}
+
+    def run(img, stages):
+        out = []
+        for stage in stages:
+            img = apply_stage(img, stage)
+            out.append(img)
+        return out
+
+    fx_prefix = run(x, stacks[0].stages[:n])
+    fx_rest = [run(fx_prefix[-1] if n else x, st.stages[n:]) for st in stacks]
+    refs_prefix = [Reference(f, strides[i], "circular") for i, f in enumerate(fx_prefix)]
+    refs_rest = [[Reference(f, strides[n + i], "circular") for i, f in enumerate(fr)] for fr in fx_rest]
+    for s in SHIFTS:
+        tx_prefix = fx_prefix if s == (0, 0) else run(circular_shift(x, *s), stacks[0].stages[:n])
+        shared = [refs_prefix[i].compare(f, s) for i, f in enumerate(tx_prefix)]
+        for k, st in enumerate(stacks):
+            rest = fx_rest[k] if s == (0, 0) else run(tx_prefix[-1] if n else circular_shift(x, *s), st.stages[n:])
+            for i, r in enumerate(shared):
+                records[(METHODS[k], i, s)] = r
+            for i, f in enumerate(rest):
+                records[(METHODS[k], n + i, s)] = refs_rest[k][i].compare(f, s)
+    return [records[(m, i, s)] for m in METHODS for s in SHIFTS for i in range(len(stacks[0].stages))]
+
+
 def measure(size: int, repeats: int, skip_old: bool) -> dict[str, float]:
-    from poolcli.invariance import Reference, circular_shift, compare
-    from poolcli.stack import apply_stack, circular_stack, parse_stack, swap_pooling
+    from poolcli.invariance import Reference, compare
+    from poolcli.stack import apply_stack, parse_stack
 
     x = (photo(size).astype(np.float32) / 255.0)[None]
     plain = parse_stack("sobel | max(2)")
     t = {"run": timed(lambda: apply_stack(x, plain), repeats)[0], "stacks": 0.0, "old": 0.0, "compare": 0.0,
          "Reference": 0.0}
+    per_pair_all = []
     for method in METHODS:
-        st = circular_stack(swap_pooling(plain, method))
-        strides = [(1, 1), (2, 2)]
         t0 = time.perf_counter()
-        fx = apply_stack(x, st)
-        ftx = [apply_stack(circular_shift(x, *s), st) for s in SHIFTS]
+        st, fx, ftx = method_maps(x, method, plain)
         t["stacks"] += time.perf_counter() - t0
+        strides = [(1, 1), (2, 2)]
         pairs = [(i, s, f[i]) for s, f in zip(SHIFTS, ftx) for i in range(2)]
 
         def per_pair():
@@ -204,13 +260,18 @@ def measure(size: int, repeats: int, skip_old: bool) -> dict[str, float]:
         t["compare"] += dt
         dt, new_shared = timed(shared, repeats)
         t["Reference"] += dt
+        per_pair_all += new
         if not skip_old:
             dt, old = timed(lambda: [old_compare(fx[i], f, s, strides[i], "circular") for i, s, f in pairs], 1)
             t["old"] += dt
             bad = [k for k, (a, b, c) in enumerate(zip(old, new, new_shared)) if not a == b == c]
             if bad:
                 raise SystemExit(f"{method}: results differ from the old compare at pairs {bad}")
+        del fx, ftx
         print(f"  {method}: done", file=sys.stderr)
+    t["plan"], plan = timed(lambda: shared_plan(x, plain), repeats)
+    if plan != per_pair_all:
+        raise SystemExit("the shared plan's records differ from the per-pair ones")
     return t
 
 
@@ -243,19 +304,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--command", action="store_true", help="also time the whole commands with /usr/bin/time -v")
     args = ap.parse_args(argv)
     t = measure(args.size, args.repeats, args.skip_old)
-    run = t["run"]
+    base = t["stacks"]
     print(f"invariance metrics, {args.size}x{args.size}, 4 methods x 2 stages x 6 shifts (48 comparisons)")
-    print(f"{'what':<46} {'s':>8} {'x run stack':>12}")
-    rows = [("old compare (pre-issue-13), 48 calls", "old"), ("compare, 48 calls (the job today)", "compare"),
-            ("Reference per (method, stage), 48 compares", "Reference"), ("28 stack evaluations", "stacks"),
-            ("1 run stack evaluation (sobel | max(2))", "run")]
+    print(f"{'what':<58} {'s':>8} {'x 28 stacks':>12}")
+    rows = [("old compare (pre-issue-13), 48 calls", "old"), ("compare, 48 calls (what the job does today)", "compare"),
+            ("Reference per (method, stage), 48 compares", "Reference"),
+            ("28 stack evaluations (the job today)", "stacks"),
+            ("shared plan: stacks + metrics, all 48 records", "plan"),
+            ("1 evaluation of the run's stack (sobel | max(2))", "run")]
     for label, key in rows:
         if key == "old" and args.skip_old:
             continue
-        print(f"{label:<46} {t[key]:>8.3f} {t[key] / run:>11.2f}x")
+        print(f"{label:<58} {t[key]:>8.3f} {t[key] / base:>11.2f}x")
     if not args.skip_old:
-        print(f"speed-up of the metrics: {t['old'] / t['compare']:.1f}x (compare), "
-              f"{t['old'] / t['Reference']:.1f}x (Reference); values identical")
+        print(f"metrics speed-up: {t['old'] / t['compare']:.1f}x (compare), "
+              f"{t['old'] / t['Reference']:.1f}x (Reference); values identical to the old compare")
+    print(f"job today (stacks + compare): {t['stacks'] + t['compare']:.2f} s; shared plan: {t['plan']:.2f} s "
+          f"(same records)")
     if args.command:
         c = command(args.size)
         print(f"{'command':<46} {'wall s':>8} {'max RSS MiB':>12}")
