@@ -40,6 +40,15 @@ Metrics (:func:`compare`), all in float64, returned as plain Python floats, or
     sorting, so a pure permutation of the values (a circular roll) gives
     exactly 0.
 
+Comparing one ``fx`` with many shifted maps (an invariance run: every shift of
+one method and stage), build a :class:`Reference` once and call its
+``compare(ftx, shift)`` per shift, or give them all to :func:`compare_many`:
+the values are those of :func:`compare`, and what depends on ``fx`` only (its
+float64 copy, norm, descriptor, the norms of its shifted copies) is computed
+once. The values are bit-identical to the implementation before issue 13
+(which rolled and re-normed the whole map for every candidate offset);
+``tests/data/invariance_cases.npz`` records them.
+
 Examples
 --------
 >>> import numpy as np
@@ -303,10 +312,16 @@ def crop_pair(x: Any, dy: int, dx: int, max_shift: int) -> tuple[np.ndarray, np.
 #   e.g. a tiny difference under cancellation or a zero denominator) are then
 #   evaluated directly, ``|ftx - S fx| / |S fx|`` as before, and the winner is
 #   chosen among them with the old key (error, distance, u, v);
+# * an exact roll is recognised by comparing values (then the direct
+#   evaluation would give exactly 0.0);
 # * the descriptor's mean is still summed in sorted order (that order is what
 #   makes a circular roll give exactly 0), but the sort is skipped when the
 #   winning candidate showed ``ftx`` to be exactly a roll of ``fx`` (then
-#   ``global_rel_diff`` is 0 without it); the max is a max.
+#   ``global_rel_diff`` is 0 without it); float32 maps are sorted as float32;
+# * the sums of squares and products that are reported are summed in NumPy's
+#   own pairwise order but block by block (:func:`_fused`), and the inner
+#   products of the estimates in cache-sized blocks, all offsets per block,
+#   so a map is read from memory a few times per comparison, not ~30.
 
 _EPS = float(np.finfo(np.float64).eps)
 _SAFE = (1e-250, 1e250)  # sums of squares in this range: no underflow or overflow in the estimates
@@ -489,7 +504,8 @@ def _roll_dots(a: np.ndarray, b: np.ndarray, offsets: list[tuple[int, int]]) -> 
     h, w = a.shape[-2:]
     if not (a.flags.c_contiguous and b.flags.c_contiguous):
         return [
-            sum(float(np.einsum("cij,cij->", b[:, rb, cb], a[:, ra, ca])) for (rb, cb), (ra, ca) in _roll_pieces(h, w, u, v))
+            sum(float(np.einsum("cij,cij->", b[:, rb, cb], a[:, ra, ca]))
+                for (rb, cb), (ra, ca) in _roll_pieces(h, w, u, v))
             for u, v in offsets
         ]
     n = h * w
@@ -591,7 +607,9 @@ class Reference:
     once and reused by every :meth:`compare`. ``Reference(fx, s, mode).compare(ftx,
     shift)`` returns exactly what ``compare(fx, ftx, shift, s, mode)`` returns.
     Build one per (method, stage) of an invariance run and call it for every
-    shift; it holds a float64 copy of ``fx`` (and small caches), nothing per shift.
+    shift. It holds a float64 copy of ``fx``, small caches and up to two
+    map-sized scratch arrays (circular mode); nothing per shift. Not for
+    concurrent use from several threads (one per thread).
 
     Examples
     --------
@@ -606,17 +624,16 @@ class Reference:
         if mode not in SHIFT_MODES:
             raise ValueError(f"mode must be one of {', '.join(SHIFT_MODES)}, got {mode!r}")
         stride = pair(total_stride, "total_stride")
-        raw = _raw_map(fx, "fx")
-        self._setup(raw, raw.astype(np.float64), stride, mode)
+        self._setup(_as_map(fx, "fx"), stride, mode)
 
     @classmethod
-    def _checked(cls, raw: np.ndarray, a: np.ndarray, stride: tuple[int, int], mode: str) -> Reference:
+    def _checked(cls, a: np.ndarray, stride: tuple[int, int], mode: str) -> Reference:
         self = cls.__new__(cls)
-        self._setup(raw, a, stride, mode)
+        self._setup(a, stride, mode)
         return self
 
-    def _setup(self, raw: np.ndarray, a: np.ndarray, stride: tuple[int, int], mode: str) -> None:
-        self.mode, self.stride, self._raw, self.a = mode, stride, raw, a
+    def _setup(self, a: np.ndarray, stride: tuple[int, int], mode: str) -> None:
+        self.mode, self.stride, self.a = mode, stride, a
         with np.errstate(all="ignore"):
             self.na = float(np.sqrt(_fused("sq", a)))
         self._dens: dict[tuple[int, int], float] = {}
@@ -691,7 +708,7 @@ class Reference:
         """Per channel (mean, max) of ``fx``, interleaved (computed once)."""
         if self._desc is None:
             with np.errstate(all="ignore"):
-                self._desc = _descriptor(self._raw)
+                self._desc = _descriptor(self.a)  # the copy: fx may change after the Reference is built
         return self._desc
 
     def den(self, u: int, v: int, ref: np.ndarray | None, t: np.ndarray | None) -> float:
@@ -808,7 +825,8 @@ class _Search:
         if (u, v) == (0, 0):  # the same operations as rel_l2's: reuse it
             return _ratio(self.num0, ref.na), self.num0 == 0.0 and bool(np.array_equal(a, b))
         if self.circular and maybe_zero and ref.na <= 1e150:
-            if all(np.array_equal(b[:, rb, cb], a[:, ra, ca]) for (rb, cb), (ra, ca) in _roll_pieces(*a.shape[-2:], u, v)):
+            pieces = _roll_pieces(*a.shape[-2:], u, v)
+            if all(np.array_equal(b[:, rb, cb], a[:, ra, ca]) for (rb, cb), (ra, ca) in pieces):
                 return 0.0, True
         if not self.circular:
             cur, other = _overlap(a, b, u, v)
@@ -872,13 +890,12 @@ def compare(fx: Any, ftx: Any, shift: Any, total_stride: Any, mode: str = "circu
         raise ValueError(f"mode must be one of {', '.join(SHIFT_MODES)}, got {mode!r}")
     dy, dx = _shift(shift)
     stride = pair(total_stride, "total_stride")
-    ra = _raw_map(fx, "fx")
-    a = ra.astype(np.float64)
+    a = _as_map(fx, "fx")
     rb = _raw_map(ftx, "ftx")
     b = _operand(rb, mode)
     if a.shape != b.shape:
         raise ValueError(f"fx and ftx must have the same shape, got {a.shape} and {b.shape}")
-    return Reference._checked(ra, a, stride, mode)._metrics(rb, b, dy, dx)
+    return Reference._checked(a, stride, mode)._metrics(rb, b, dy, dx)
 
 
 def compare_many(fx: Any, ftxs: Any, shifts: Any, total_stride: Any, mode: str = "circular") -> list[dict[str, Any]]:
