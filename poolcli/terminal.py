@@ -74,7 +74,7 @@ def run_tables(console: Console, report: dict[str, Any], verbose: bool = False) 
             table = shape_table(rec, report["dense_units"])
             if not verbose and len(members) > 1:
                 table.caption = f"the same stages for {len(members) - 1} more input(s); --verbose shows each"
-            show(console, table)
+            show(console, table, keys=2)
 
 
 def _summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
