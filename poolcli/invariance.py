@@ -582,21 +582,38 @@ def _removed(n: int, k: int, shifted: bool) -> slice:
 
 
 class _SquareSums:
-    """Sum of squares of a map, per row and per column: overlap norms by inclusion-exclusion."""
+    """Sums of squares over an overlap: the total less the narrow strips an offset leaves out."""
 
-    def __init__(self, f: np.ndarray, sq: np.ndarray | None = None) -> None:
-        sq = f * f if sq is None else sq
-        self.f = f
-        self.total = float(np.sum(sq))
-        self.rows = sq.sum(axis=(0, 2))
-        self.cols = sq.sum(axis=(0, 1))
+    def __init__(self, f: np.ndarray, total: float) -> None:
+        self.f, self.total = f, total
 
     def region(self, u: int, v: int, shifted: bool) -> float:
         """Estimated sum of squares over the overlap of offset ``(u, v)``."""
         h, w = self.f.shape[-2:]
         rr, rc = _removed(h, u, shifted), _removed(w, v, shifted)
-        corner = self.f[:, rr, rc]
-        return self.total - float(self.rows[rr].sum()) - float(self.cols[rc].sum()) + float(np.sum(corner * corner))
+        strips = (self.f[:, rr, :], self.f[:, :, rc], self.f[:, rr, rc])
+        rows, cols, corner = (float(np.einsum("cij,cij->", z, z)) for z in strips)
+        return self.total - rows - cols + corner
+
+
+def _overlap_dots(a: np.ndarray, b: np.ndarray, offsets: list[tuple[int, int]]) -> list[float]:
+    """``<ftx, S_uv fx>`` over the crop-mode overlap of every offset (``|u| < h``, ``|v| < w``).
+
+    The overlap is one of the pieces of the circular roll by ``(u, v)``; the
+    others are strips ``|u|`` rows or ``|v|`` columns wide. So: the circular
+    inner products (:func:`_roll_dots`, one pass for all offsets) less the
+    strips' (float64, any summation order).
+    """
+    h, w = a.shape[-2:]
+    if not (a.flags.c_contiguous and b.flags.c_contiguous):
+        return [float(np.einsum("cij,cij->", *_overlap(a, b, u, v))) for u, v in offsets]
+    out = _roll_dots(a, b, offsets)
+    for k, (u, v) in enumerate(offsets):
+        keep = (slice(max(u, 0), h + min(u, 0)), slice(max(v, 0), w + min(v, 0)))
+        for (rb, cb), (ra, ca) in _roll_pieces(h, w, u, v):
+            if (rb, cb) != keep:
+                out[k] -= float(np.einsum("cij,cij->", b[:, rb, cb], a[:, ra, ca]))
+    return out
 
 
 class Reference:
@@ -627,18 +644,20 @@ class Reference:
         self._setup(_as_map(fx, "fx"), stride, mode)
 
     @classmethod
-    def _checked(cls, a: np.ndarray, stride: tuple[int, int], mode: str) -> Reference:
+    def _checked(cls, a: np.ndarray, stride: tuple[int, int], mode: str, raw: np.ndarray) -> Reference:
+        """For one :func:`compare` call: ``fx`` cannot change meanwhile, so its descriptor may sort ``raw``."""
         self = cls.__new__(cls)
         self._setup(a, stride, mode)
+        self._raw = raw
         return self
 
     def _setup(self, a: np.ndarray, stride: tuple[int, int], mode: str) -> None:
         self.mode, self.stride, self.a = mode, stride, a
+        self._raw = a  # what the descriptor sorts (the float64 copy: fx may change after the Reference is built)
         with np.errstate(all="ignore"):
             self.na = float(np.sqrt(_fused("sq", a)))
         self._dens: dict[tuple[int, int], float] = {}
         self._desc: np.ndarray | None = None
-        self._sums: _SquareSums | None = None
         self._small: bool | None = None
         self._bufs: list[np.ndarray] = []
 
@@ -708,7 +727,7 @@ class Reference:
         """Per channel (mean, max) of ``fx``, interleaved (computed once)."""
         if self._desc is None:
             with np.errstate(all="ignore"):
-                self._desc = _descriptor(self.a)  # the copy: fx may change after the Reference is built
+                self._desc = _descriptor(self._raw)
         return self._desc
 
     def den(self, u: int, v: int, ref: np.ndarray | None, t: np.ndarray | None) -> float:
@@ -722,8 +741,8 @@ class Reference:
             return self._dens[key]
         if key == (0, 0):
             val = self.na
-        elif ref is not None:
-            val = _norm(ref)
+        elif ref is not None:  # ref * ref is C-contiguous whatever ref's strides: sum a contiguous copy
+            val = float(np.sqrt(_fused("sq", np.ascontiguousarray(ref))))
         elif t is None:
             val = _norm(np.roll(self.a, (u, v), axis=(-2, -1)))
         else:  # the squares of np.roll(a), placed piece by piece
@@ -732,12 +751,6 @@ class Reference:
             val = float(np.sqrt(np.sum(t)))
         self._dens[key] = val
         return val
-
-    def square_sums(self) -> _SquareSums:
-        if self._sums is None:
-            with np.errstate(all="ignore"):
-                self._sums = _SquareSums(self.a)
-        return self._sums
 
 
 class _Search:
@@ -795,16 +808,15 @@ class _Search:
         n = ref.a.size
         be = 6.0 * (n + 8) * _EPS * (na2 + nb2)
         br = 4.0 * (n + 8) * _EPS * na2
-        sums = None if self.circular else (ref.square_sums(), _SquareSums(b))
+        sums = None if self.circular else (_SquareSums(ref.a, na2), _SquareSums(b, nb2))
         out: dict[tuple[int, int], tuple[float, float] | None] = {}
-        dots = _roll_dots(ref.a, b, cands) if sums is None else None
+        dots = _roll_dots(ref.a, b, cands) if sums is None else _overlap_dots(ref.a, b, cands)
         for k, (u, v) in enumerate(cands):
-            if dots is not None:
+            if sums is None:
                 r, e = na2, na2 + nb2 - 2.0 * dots[k]
             else:
-                cur, rf = _overlap(ref.a, b, u, v)
                 r = sums[0].region(u, v, shifted=False)
-                e = r + sums[1].region(u, v, shifted=True) - 2.0 * float(np.einsum("cij,cij->", cur, rf))
+                e = r + sums[1].region(u, v, shifted=True) - 2.0 * dots[k]
             if not (math.isfinite(e) and math.isfinite(r)) or r - br <= 0.0:
                 out[(u, v)] = None
                 continue
@@ -830,8 +842,8 @@ class _Search:
                 return 0.0, True
         if not self.circular:
             cur, other = _overlap(a, b, u, v)
-            num = _norm(cur - other)
-            return _ratio(num, ref.den(u, v, other, None)), False
+            d = cur - other  # C-contiguous, as the plain expression's; then summed block by block
+            return _ratio(float(np.sqrt(_fused("sq", d))), ref.den(u, v, other, None)), False
         t, sq = ref.buf(0, b), ref.buf(1, b)
         if t is None:
             d = b - np.roll(a, (u, v), axis=(-2, -1))
@@ -890,12 +902,13 @@ def compare(fx: Any, ftx: Any, shift: Any, total_stride: Any, mode: str = "circu
         raise ValueError(f"mode must be one of {', '.join(SHIFT_MODES)}, got {mode!r}")
     dy, dx = _shift(shift)
     stride = pair(total_stride, "total_stride")
-    a = _as_map(fx, "fx")
+    ra = _raw_map(fx, "fx")
+    a = ra.astype(np.float64)
     rb = _raw_map(ftx, "ftx")
     b = _operand(rb, mode)
     if a.shape != b.shape:
         raise ValueError(f"fx and ftx must have the same shape, got {a.shape} and {b.shape}")
-    return Reference._checked(a, stride, mode)._metrics(rb, b, dy, dx)
+    return Reference._checked(a, stride, mode, ra)._metrics(rb, b, dy, dx)
 
 
 def compare_many(fx: Any, ftxs: Any, shifts: Any, total_stride: Any, mode: str = "circular") -> list[dict[str, Any]]:
