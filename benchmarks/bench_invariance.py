@@ -272,6 +272,33 @@ def measure(size: int, repeats: int, skip_old: bool) -> dict[str, float]:
     t["plan"], plan = timed(lambda: shared_plan(x, plain), repeats)
     if plan != per_pair_all:
         raise SystemExit("the shared plan's records differ from the per-pair ones")
+    t.update(measure_crop(x, plain, repeats, skip_old))
+    return t
+
+
+def measure_crop(x, plain, repeats: int, skip_old: bool) -> dict[str, float]:
+    """Crop mode, max pooling only (12 comparisons): old compare, compare, Reference."""
+    from poolcli.invariance import Reference, compare, crop_pair
+    from poolcli.stack import apply_stack
+
+    m = max(abs(v) for s in SHIFTS for v in s)
+    fx = apply_stack(crop_pair(x, 0, 0, m)[0], plain)
+    ftx = [apply_stack(crop_pair(x, *s, m)[1], plain) for s in SHIFTS]
+    pairs = [(i, s, f[i]) for s, f in zip(SHIFTS, ftx) for i in range(2)]
+    strides = [(1, 1), (2, 2)]
+    t = {}
+    t["crop compare"], new = timed(lambda: [compare(fx[i], f, s, strides[i], "crop") for i, s, f in pairs], repeats)
+
+    def shared():
+        refs = [Reference(fx[i], strides[i], "crop") for i in range(2)]
+        return [refs[i].compare(f, s) for i, s, f in pairs]
+
+    t["crop Reference"], new_shared = timed(shared, repeats)
+    t["crop old"] = float("nan")
+    if not skip_old:
+        t["crop old"], old = timed(lambda: [old_compare(fx[i], f, s, strides[i], "crop") for i, s, f in pairs], 1)
+        if not old == new == new_shared:
+            raise SystemExit("crop mode: results differ from the old compare")
     return t
 
 
@@ -316,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         if key == "old" and args.skip_old:
             continue
         print(f"{label:<58} {t[key]:>8.3f} {t[key] / base:>11.2f}x")
+    for label, key in [("crop mode, max only (12): old compare", "crop old"), ("  compare", "crop compare"),
+                       ("  Reference per stage", "crop Reference")]:
+        if not (key == "crop old" and args.skip_old):
+            print(f"{label:<58} {t[key]:>8.3f} {t[key] / base:>11.2f}x")
     if not args.skip_old:
         print(f"metrics speed-up: {t['old'] / t['compare']:.1f}x (compare), "
               f"{t['old'] / t['Reference']:.1f}x (Reference); values identical to the old compare")
