@@ -127,10 +127,14 @@ def _brute(fx, ftx, shift, stride, mode):
     def ratio(num, den):
         if not (math.isfinite(num) and math.isfinite(den)):
             return None
-        return 0.0 if num == 0.0 else (None if den == 0.0 else num / den)
+        q = 0.0 if num == 0.0 else (None if den == 0.0 else num / den)
+        return q if q is None or math.isfinite(q) else None
 
     na, nb = norm(a), norm(b)
-    cosine = None if not (na > 0 and nb > 0) else min(1.0, max(-1.0, float(np.sum(a * b) / (na * nb))))
+    cosine = None
+    if na > 0 and nb > 0 and math.isfinite(na) and math.isfinite(nb):
+        c = float(np.sum(a * b) / (na * nb))
+        cosine = min(1.0, max(-1.0, c)) if math.isfinite(c) else None
     h, w = a.shape[-2:]
     found = []
     for u in range(math.floor(dy / sy) - 1, math.ceil(dy / sy) + 2):
@@ -149,12 +153,13 @@ def _brute(fx, ftx, shift, stride, mode):
     desc = lambda f: np.concatenate(  # noqa: E731
         [[np.sort(c.ravel()).sum() / c.size, c.max()] for c in f]
     )
+    glob = ratio(norm(desc(b) - desc(a)), norm(desc(a)))
     return {
         "cosine": cosine,
         "rel_l2": ratio(norm(b - a), na),
         "equiv_rel_l2": None if best is None else best[0],
         "equiv_offset": None if best is None else [best[2], best[3]],
-        "global_rel_diff": ratio(norm(desc(b) - desc(a)), norm(desc(a))),
+        "global_rel_diff": glob,
     }
 
 
@@ -282,3 +287,24 @@ def test_large_maps_bit_for_bit(mode, dtype):
         want = _brute(fx, ftx, shift, stride, mode)
         assert compare(fx, ftx, shift, stride, mode) == want, (shift, how)
         assert Reference(fx, stride, mode).compare(ftx, shift) == want
+
+
+@settings(max_examples=300)
+@given(cases(), st.sampled_from(["nan", "inf", "huge", "tiny", "negzero"]), st.sampled_from(["fx", "ftx", "both"]))
+def test_non_finite_and_extreme_maps_match_brute_force(case, special, which):
+    """NaN, inf, sums that overflow or underflow, -0.0: the estimates step aside, the values stay."""
+    fx, ftx, shift, stride, mode = case
+    fx, ftx = fx.astype(np.float64), ftx.astype(np.float64)
+    for arr in {"fx": [fx], "ftx": [ftx], "both": [fx, ftx]}[which]:
+        if special in ("nan", "inf"):
+            arr[0, 0, -1] = np.nan if special == "nan" else np.inf
+        elif special == "negzero":
+            arr[...] = -0.0
+        else:
+            arr *= 1e160 if special == "huge" else 1e-170
+    h, w = fx.shape[-2:]
+    if mode == "crop" and not _any_overlap(shift, stride, h, w):
+        return
+    with np.errstate(all="ignore"):
+        want = _brute(fx, ftx, shift, stride, mode)
+    assert repr(compare(fx, ftx, shift, stride, mode)) == repr(want)
