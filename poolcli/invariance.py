@@ -778,10 +778,11 @@ class _Search:
         cands = self.candidates()
         bounds = self.bounds(cands)
         exact = {c: self.exact(*c) for c in cands if bounds[c] is None}
-        tops = [b[1] for b in bounds.values() if b is not None] + [e for e, _ in exact.values() if e is not None]
-        if tops:
+        tops = [iv[1] for iv in bounds.values() if iv is not None] + [e for e, _ in exact.values() if e is not None]
+        if tops:  # every candidate whose interval reaches below the smallest upper bound: evaluated directly
             top = min(tops)
-            exact.update({c: self.exact(*c, b[0] == 0.0) for c, b in bounds.items() if b is not None and b[0] <= top})
+            near = [(c, iv[0] == 0.0) for c, iv in bounds.items() if iv is not None and iv[0] <= top]
+            exact.update({c: self.exact(*c, zero) for c, zero in near})
         (sy, sx), (dy, dx) = self.ref.stride, (self.dy, self.dx)
         best_key, best, rolled = None, None, False
         for (u, v), (err, same) in exact.items():
