@@ -437,7 +437,7 @@ def _raw_map(f: Any, name: str) -> np.ndarray:
 
 
 def _operand(raw: np.ndarray, mode: str) -> np.ndarray:
-    """``ftx`` as the metrics read it: float64, or (circular mode) a C-contiguous float32 map as it is.
+    """A map as the metrics read it: float64, or (circular mode) a C-contiguous float32/64 map as it is.
 
     Every operation on it converts float32 to float64 first (an exact
     conversion: explicit float64 loops, or a float64 other operand), so the
@@ -549,25 +549,31 @@ def _flat_roll_dots(af: np.ndarray, bf: np.ndarray, flat: list[int], out: list[f
     n = af.size
     reach = max(abs(s) for s in flat)
     if n <= 4 * reach + 4 * _CHUNK:  # small, or large offsets: two contiguous dots per offset
-        bf = bf.astype(np.float64, copy=False)
+        af, bf = af.astype(np.float64, copy=False), bf.astype(np.float64, copy=False)
         for i, s in enumerate(flat):
             s %= n
             out[i] += float(_dot(bf[s:], af[: n - s])) + (float(_dot(bf[:s], af[n - s :])) if s else 0.0)
         return
     lo, hi = reach, n - reach  # there k - s stays in [0, n) for every s
-    block = None if bf.dtype == np.float64 else np.empty(_CHUNK)  # float32 -> float64, one block at a time
+    smin, smax = min(flat), max(flat)
+    # float32 -> float64 one block at a time: bf[k0:k1], and af[k0 - smax : k1 - smin] (every offset's window)
+    bblock = None if bf.dtype == np.float64 else np.empty(_CHUNK)
+    ablock = None if af.dtype == np.float64 else np.empty(_CHUNK + smax - smin)
     for k0 in range(lo, hi, _CHUNK):
         k1 = min(hi, k0 + _CHUNK)
-        bk = bf[k0:k1]
-        if block is not None:
-            bk = block[: k1 - k0]
+        bk, aw, base = bf[k0:k1], af, 0  # aw[j - base] is af[j]
+        if bblock is not None:
+            bk = bblock[: k1 - k0]
             bk[...] = bf[k0:k1]
+        if ablock is not None:
+            aw, base = ablock[: k1 - k0 + smax - smin], k0 - smax
+            aw[...] = af[k0 - smax : k1 - smin]
         for i, s in enumerate(flat):
-            out[i] += float(_dot(bk, af[k0 - s : k1 - s]))
+            out[i] += float(_dot(bk, aw[k0 - s - base : k1 - s - base]))
     edge = np.r_[0:lo, hi:n]
     be = bf[edge].astype(np.float64, copy=False)
     for i, s in enumerate(flat):
-        out[i] += float(_dot(be, af[(edge - s) % n]))
+        out[i] += float(_dot(be, af[(edge - s) % n].astype(np.float64, copy=False)))
 
 
 def _removed(n: int, k: int, shifted: bool) -> slice:
@@ -741,13 +747,15 @@ class Reference:
             return self._dens[key]
         if key == (0, 0):
             val = self.na
-        elif ref is not None:  # ref * ref is C-contiguous whatever ref's strides: sum a contiguous copy
+        elif ref is not None and self.a.flags.c_contiguous:  # a view of a C-ordered map: ref * ref is in C order
             val = float(np.sqrt(_fused("sq", np.ascontiguousarray(ref))))
+        elif ref is not None:  # other layouts: the plain expression (its product follows ref's memory order)
+            val = _norm(ref)
         elif t is None:
-            val = _norm(np.roll(self.a, (u, v), axis=(-2, -1)))
+            val = _norm(np.roll(self.a, (u, v), axis=(-2, -1)).astype(np.float64, copy=False))
         else:  # the squares of np.roll(a), placed piece by piece
             for (rb, cb), (ra, ca) in _roll_pieces(*self.a.shape[-2:], u, v):
-                np.multiply(self.a[:, ra, ca], self.a[:, ra, ca], out=t[:, rb, cb])
+                np.multiply(self.a[:, ra, ca], self.a[:, ra, ca], out=t[:, rb, cb], dtype=np.float64)
             val = float(np.sqrt(np.sum(t)))
         self._dens[key] = val
         return val
@@ -851,7 +859,7 @@ class _Search:
             num = _norm(d)
         else:  # b - np.roll(a), written piece by piece
             for (rb, cb), (ra, ca) in _roll_pieces(*a.shape[-2:], u, v):
-                np.subtract(b[:, rb, cb], a[:, ra, ca], out=t[:, rb, cb])
+                np.subtract(b[:, rb, cb], a[:, ra, ca], out=t[:, rb, cb], dtype=np.float64)
             d = t
             num = float(np.sqrt(_fused("sq", t)))
         same = num == 0.0 and not d.any()
@@ -904,7 +912,7 @@ def compare(fx: Any, ftx: Any, shift: Any, total_stride: Any, mode: str = "circu
     dy, dx = _shift(shift)
     stride = pair(total_stride, "total_stride")
     ra = _raw_map(fx, "fx")
-    a = ra.astype(np.float64)
+    a = _operand(ra, mode)  # one call: fx cannot change meanwhile, no copy needed
     rb = _raw_map(ftx, "ftx")
     b = _operand(rb, mode)
     if a.shape != b.shape:
