@@ -295,3 +295,15 @@ def test_invariance_preview_shows_each_method_at_its_worst_shift(tmp_path):
     assert "max: f(x)" in text and "max: f(x shifted 0,1) equiv_rel_l2" in text
     assert "aps: f(x shifted 0,1) equiv_rel_l2 0" in text  # aps: the map only moves
     assert "▀" in r.stdout
+
+
+def test_plot_hint_keeps_its_brackets(tmp_path, monkeypatch):
+    import poolcli.plots as plots
+    from typer.testing import CliRunner
+
+    from poolcli.cli import app
+
+    monkeypatch.setattr(plots, "have_matplotlib", lambda: False)
+    r = CliRunner().invoke(app, ["invariance", str(SAMPLES / "scene.png"), "--shifts", "0:1", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "pip install 'poolcli[plot]'" in r.output
