@@ -34,8 +34,17 @@ def get_num_threads() -> int:
     return os.cpu_count() or 1
 
 
+_stop = threading.Event()  # set when Ctrl-C / SIGTERM reached the main thread: queued bands are skipped
+
+
 def run_tasks(fn: Callable[..., Any], tasks: Iterable[tuple], parallel: bool = True) -> None:
-    """Call ``fn(*task)`` for every task, on the shared pool when that can help."""
+    """Call ``fn(*task)`` for every task, on the shared pool when that can help.
+
+    A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) while the bands
+    run cancels the bands not yet started and returns at once: the bands
+    running finish on their own (a band is about an L2 cache of work), so one
+    signal stops even a long compute within a band's time.
+    """
     global _pool
     tasks = list(tasks)
     n = min(get_num_threads(), len(tasks))
@@ -45,8 +54,21 @@ def run_tasks(fn: Callable[..., Any], tasks: Iterable[tuple], parallel: bool = T
         return
     if _pool is None or _pool._max_workers != n:  # noqa: SLF001
         _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="poolcli")
-    for f in [_pool.submit(fn, *t) for t in tasks]:
-        f.result()
+    _stop.clear()
+    futures = [_pool.submit(_unless_stopped, fn, t) for t in tasks]
+    try:
+        for f in futures:
+            f.result()
+    except KeyboardInterrupt:
+        _stop.set()
+        for f in futures:
+            f.cancel()
+        raise
+
+
+def _unless_stopped(fn: Callable[..., Any], task: tuple) -> None:
+    if not _stop.is_set():
+        fn(*task)
 
 
 _local = threading.local()

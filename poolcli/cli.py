@@ -35,7 +35,7 @@ from .cmdoptions import (
     stack_options,
 )
 from ._help import install as install_help
-from .errors import ExitStatus, PoolcliError, UsageError
+from .errors import ExitStatus, PoolcliError, UsageError, interrupt_status
 from .terminal import invariance_output, plain, print_json, run_output, show
 
 app = typer.Typer(
@@ -86,7 +86,7 @@ def _errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         err_console.print("poolcli: interrupted", highlight=False, markup=False)
-        raise typer.Exit(ExitStatus.CTRL_C) from None
+        raise typer.Exit(interrupt_status()) from None
     except PoolcliError as exc:
         if debug:
             raise

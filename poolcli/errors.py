@@ -17,7 +17,23 @@ class ExitStatus(IntEnum):
     SUCCESS = 0
     ERROR = 1  # an input or output failed (a broken image, an unwritable file)
     USAGE = 2  # a bad option value or stack string
-    CTRL_C = 130
+    CTRL_C = 130  # SIGINT: 128 + 2
+    TERM = 143  # SIGTERM: 128 + 15, after the same clean-up as Ctrl-C
+
+
+_LAST_SIGNAL: list[int] = []
+
+
+def note_signal(signum: int) -> None:
+    """Remember which signal stopped the run (the handler that turns it into KeyboardInterrupt calls this)."""
+    _LAST_SIGNAL[:] = [signum]
+
+
+def interrupt_status() -> ExitStatus:
+    """The exit code of a run stopped by a signal: 143 for SIGTERM, else 130."""
+    import signal
+
+    return ExitStatus.TERM if _LAST_SIGNAL == [signal.SIGTERM] else ExitStatus.CTRL_C
 
 
 class PoolcliError(Exception):

@@ -65,18 +65,20 @@ MAX_DIVISOR = 2**63 - 1
 
 
 def excerpt(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut to about ``limit`` characters: messages quote values, never whole files.
+    """``repr(value)``, cut in the middle to about ``limit`` characters: messages quote values, never whole
+    files, and a long path keeps its end (the file name).
 
     >>> excerpt("x" * 10)
     "'xxxxxxxxxx'"
-    >>> excerpt("x" * 100, limit=12)
-    "'xxxxxxx… (100 characters)"
+    >>> excerpt("/very/long/folder/" * 4 + "k.npy", limit=30)
+    "'/very/lo…(77 chars)…er/k.npy'"
     """
     text = repr(value)
     if len(text) <= limit:
         return text
     n = len(value) if isinstance(value, (str, bytes)) else len(text)
-    return f"{text[: limit - 4]}… ({n} characters)"
+    half = max(4, (limit - 12) // 2)
+    return f"{text[:half]}…({n} chars)…{text[-half:]}"
 
 
 # ----------------------------------------------------------------------------- values

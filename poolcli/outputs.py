@@ -76,7 +76,19 @@ def save_npy(path: str | os.PathLike[str], array: Any) -> Path:
 
 
 def save_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    """Save ``obj`` as JSON (UTF-8), atomically.
+
+    A file name that is not valid UTF-8 reaches Python as a str with lone
+    surrogates (``os.fsdecode``'s surrogateescape). Such a document is written
+    with ASCII escapes (``"bad\\udcff.png"``): valid JSON, and lossless:
+    ``os.fsencode(json.load(f)["path"])`` gives the name's bytes back.
+    """
+    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = (json.dumps(obj, indent=2, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+    return atomic_write_bytes(path, data)
 
 
 def save_csv(path: str | os.PathLike[str], header: list[str], rows: Iterable[Iterable[Any]]) -> Path:
@@ -86,7 +98,8 @@ def save_csv(path: str | os.PathLike[str], header: list[str], rows: Iterable[Ite
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     w.writerows(rows)
-    return atomic_write_text(path, buf.getvalue())
+    # A file name that is not valid UTF-8 is written as the bytes it has on disk (surrogateescape).
+    return atomic_write_bytes(path, buf.getvalue().encode("utf-8", "surrogateescape"))
 
 
 def _umask() -> int:

@@ -207,12 +207,48 @@ def check_scheduler(scheduler: str | None) -> None:
     """Reject a bad ``--scheduler`` or a missing Dask before any work (exit code 2)."""
     if scheduler is None:
         return
-    if scheduler != "local" and "://" not in scheduler:
-        raise UsageError(f"--scheduler: invalid value {scheduler!r}: give 'local' or an address like tcp://HOST:8786")
+    if scheduler != "local":
+        scheduler_address(scheduler)
     try:
         import distributed  # noqa: F401
     except ImportError:
         raise UsageError(f"--scheduler needs Dask, which is not installed: {DASK_HINT}") from None
+
+
+#: How long poolcli waits for a scheduler that does not answer (a refused connection fails at once).
+SCHEDULER_TIMEOUT = 10.0
+
+
+def scheduler_address(scheduler: str) -> tuple[str, int]:
+    """``tcp://HOST:PORT`` (or ``tls://``) as (host, port); a malformed value is a usage error (exit 2)."""
+    from urllib.parse import urlsplit
+
+    bad = UsageError(f"--scheduler: invalid value {scheduler[:80]!r}: give 'local' or an address like tcp://HOST:8786")
+    try:
+        parts = urlsplit(scheduler)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise bad from None
+    if parts.scheme not in ("tcp", "tls") or not host or port is None:
+        raise bad
+    return host, port
+
+
+def reach_scheduler(scheduler: str) -> None:
+    """Fail fast, one line, exit 1, when the scheduler's port cannot be reached (refused: at once)."""
+    import socket
+
+    host, port = scheduler_address(scheduler)
+    try:
+        with socket.create_connection((host, port), timeout=SCHEDULER_TIMEOUT):
+            pass
+    except OSError as exc:
+        reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else (exc.strerror or str(exc) or "timed out")
+        raise SchedulerUnreachable(f"--scheduler: cannot reach {scheduler!r}: {reason}") from None
+
+
+class SchedulerUnreachable(OutputError):
+    """The cluster is down or unreachable: the option was well formed (exit 1, not 2)."""
 
 
 _IN_TASK = False
@@ -360,10 +396,11 @@ class _Dask:
                 )
             self.client = distributed.Client(self.cluster)
         else:
+            reach_scheduler(scheduler)
             try:
-                self.client = distributed.Client(scheduler)  # timeout: distributed.comm.timeouts.connect
+                self.client = distributed.Client(scheduler, timeout=SCHEDULER_TIMEOUT)
             except (OSError, TimeoutError) as exc:
-                raise UsageError(f"--scheduler: cannot reach {scheduler!r}: {exc}") from None
+                raise SchedulerUnreachable(f"--scheduler: cannot reach {scheduler!r}: {exc}") from None
         nthreads = sum(self.client.nthreads().values())
         self.workers = nthreads or workers
         self.futures: set = set()
@@ -478,6 +515,9 @@ class Interrupts:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        from .errors import note_signal
+
+        note_signal(signum)
         if self.deferring:
             self.pending = True
             return

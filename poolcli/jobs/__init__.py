@@ -31,7 +31,12 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..batch import Discovery, previous_outputs, scan
-from ..errors import UsageError
+from ..errors import PoolcliError, UsageError
+from ..report import printable
+
+
+class InputMissing(PoolcliError):
+    """Every input named on the command line is missing: exit 1, and nothing is created."""
 from ..outputs import check_writable
 from ..parallel import Interrupts, Progress, check_scheduler, run_batch
 from .base import BatchArgs, Job, JobOutcome, LoadArgs
@@ -46,10 +51,14 @@ def prepare(job: Job, paths: Sequence[Path], out: Path, batch: BatchArgs) -> tup
     if batch.resume and batch.force:
         raise UsageError("--resume and --force cannot be combined: --resume keeps finished outputs, --force redoes them")
     check_scheduler(batch.scheduler)
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing and len(missing) == len(paths):  # nothing to do: create nothing
+        raise InputMissing(f"{printable(str(missing[0]))}: file not found"
+                           + (f" (and {len(missing) - 1} more inputs)" if len(missing) > 1 else ""))
     out_dir = check_writable(out)
     found = scan(list(paths), recursive=batch.recursive, globs=batch.globs, exclude=[out_dir])
     if not found.items:
-        raise UsageError("no images found in " + ", ".join(str(p) for p in paths))
+        raise UsageError("no images found in " + ", ".join(printable(str(p)) for p in paths))
     if not (batch.resume or batch.force):
         prev = previous_outputs(out_dir, found.items, job)
         if prev is not None:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from ..batch import InputItem
-from ..errors import ExitStatus, InputError, OutputError, PoolcliError
+from ..errors import interrupt_status, ExitStatus, InputError, OutputError, PoolcliError
 from ..outputs import inside, save_json
 
 __all__ = ["Job", "BatchArgs", "LoadArgs", "JobOutcome", "load_input"]
@@ -196,7 +196,7 @@ class JobOutcome:
     def exit_code(self) -> ExitStatus:
         """130 when interrupted, 1 when an input failed, else 0."""
         if self.interrupted:
-            return ExitStatus.CTRL_C
+            return interrupt_status()
         return ExitStatus.ERROR if self.errors else ExitStatus.SUCCESS
 
     @property

@@ -289,7 +289,7 @@ def _filter_op(text: str, filter_args: Mapping[str, Any]) -> Op | None:
     try:
         op = make_op(name, args + [(k, v) for k, v in filter_args.items()])
     except ArgError as exc:
-        raise UsageError(f"--filter: invalid value {text!r}: {exc}") from None
+        raise UsageError(f"--filter: invalid value {excerpt(text)}: {exc}") from None
     if op.kind != "filter":
         raise UsageError(f"--filter: {text!r} is not a filter (see 'poolcli filters')")
     return op
@@ -304,7 +304,7 @@ def _filter_stage(filters, kernel, boundary: str, conv_stride: str, conv_dilatio
         try:
             ops.append(resolve(make_op("conv", [("kernel", kernel)] + list(filter_args.items()))))
         except ArgError as exc:
-            raise UsageError(f"--kernel: invalid value {kernel!r}: {str(exc).removeprefix('conv: ')}") from None
+            raise UsageError(f"--kernel: invalid value {excerpt(kernel)}: {str(exc).removeprefix('conv: ')}") from None
     ops = [op for op in ops if op is not None] if len(ops) == 1 else [op or make_op("identity") for op in ops]
     return [Stage(tuple(ops))] if ops else []
 

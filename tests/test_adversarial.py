@@ -1,0 +1,171 @@
+"""Tried as an attacker and a careless user would (issue 16): each case states what must hold.
+
+Names that are not UTF-8, every input missing, signals (SIGINT 130, SIGTERM 143,
+quickly, with a report), bad values that must be usage errors (2), FIFOs,
+huge kernels, and a hypothesis fuzz of the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image
+
+from conftest import SAMPLES, SUBPROCESS_ENV
+
+
+def poolcli(*args, cwd=None, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "poolcli", *map(str, args)], capture_output=True, text=True,
+                          env=SUBPROCESS_ENV, cwd=cwd, timeout=timeout)
+
+
+def one_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- names
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse names that are not UTF-8")
+def test_a_non_utf8_name_keeps_the_whole_report(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    bad = os.fsencode(str(d)) + b"/bad\xff\x1b[2J.png"
+    shutil.copy(SAMPLES / "scene.png", bad)
+    shutil.copy(SAMPLES / "shapes.png", d / "good.png")
+    r = poolcli("run", d, "-o", tmp_path / "o", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout + r.stderr  # the escape sequence is shown escaped, never sent
+    report = json.loads((tmp_path / "o" / "report.json").read_text(encoding="utf-8"))
+    paths = sorted(os.fsencode(rec["path"]) for rec in report["inputs"])
+    assert paths == sorted([bad, os.fsencode(str(d / "good.png"))])
+    assert b"bad\xff" in (tmp_path / "o" / "shapes.csv").read_bytes()  # the name's own bytes
+
+
+def test_every_input_missing_creates_nothing(tmp_path):
+    r = poolcli("run", tmp_path / "nope.png", tmp_path / "nope2.png", "-o", tmp_path / "o")
+    assert r.returncode == 1
+    assert "nope.png" in one_line(r.stderr)
+    assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------- signals
+
+
+def _long_run(tmp_path: Path) -> subprocess.Popen:
+    img = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (2500, 2500), dtype=np.uint8)).save(img)
+    stack = " | ".join(["gaussian(sigma=20)"] * 6 + ["avg(5, 1)"] * 4)
+    return subprocess.Popen([sys.executable, "-m", "poolcli", "run", str(img), "-o", str(tmp_path / "o"), "-q",
+                             "--stack", stack], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=SUBPROCESS_ENV)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_one_signal_stops_a_long_compute_quickly_with_a_report(tmp_path, sig, code):
+    proc = _long_run(tmp_path)
+    try:
+        time.sleep(2.5)
+        assert proc.poll() is None, "the compute finished before the signal"
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        waited = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert waited < 10  # the issue's bound is 2 s; generous on a shared machine
+    assert "Traceback" not in err and "interrupted" in err
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["interrupted"] is True
+
+
+# ----------------------------------------------------------------------------- usage errors
+
+
+@pytest.mark.parametrize("args", [
+    ["--stack", "gaussian(sigma=1e-300)"],  # a valid tiny sigma: the kernel is [1]
+], ids=["tiny-sigma"])
+def test_extreme_but_valid_values_run(tmp_path, args):
+    r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "-q", *args)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--pool", "avg", "--divisor-override", "99999999999999999999"],
+    ["--stack", "adaptive-avg(output_size=9223372036854775808)"],
+    ["--pool", "aps", "--stride", "9223372036854775808"],
+    ["--stack", "lp(2, p=1e300)"],
+    ["--kernel", "1" + ",1" * 2000],
+    ["--scheduler", "tcp://[::1"],
+    ["--scheduler", "foo://x"],
+    ["--scheduler", "tcp://"],
+])
+def test_bad_values_are_usage_errors(tmp_path, args):
+    r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "-q", *args)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    first, *rest = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(first) < 400
+    if args[0] == "--stack":  # the stack, then a caret under the bad part
+        assert len(rest) == 2 and rest[1].strip() == "^"
+    else:
+        assert rest == []
+
+
+def test_empty_kernel_file_and_fifo_config_are_usage_errors(tmp_path):
+    (tmp_path / "k.npy").write_bytes(b"")
+    r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "--kernel", tmp_path / "k.npy")
+    assert r.returncode == 2 and "k.npy" in one_line(r.stderr)
+    fifo = tmp_path / "c.toml"
+    os.mkfifo(fifo)
+    r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "--config", fifo, timeout=30)
+    assert r.returncode == 2 and "not a regular file" in one_line(r.stderr)
+
+
+def test_huge_custom_kernel_is_refused_before_any_work(tmp_path):
+    np.save(tmp_path / "k.npy", np.ones((1, 5000)))
+    start = time.monotonic()
+    r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "--kernel", tmp_path / "k.npy")
+    assert r.returncode == 2 and "1025" in one_line(r.stderr)
+    assert time.monotonic() - start < 30
+
+
+# ----------------------------------------------------------------------------- fuzz
+
+_VALUES = st.one_of(st.integers(-3, 9).map(str), st.sampled_from(["2x3", "same", "0", "1e400", "-0", "nan", "x", ""]))
+_STACKS = st.one_of(
+    st.sampled_from(["sobel | max(2)", "avg(3, 2, 1)", "median(3) | gem(2)", "blurpool(2)", "aps(2)",
+                     "max(2, ceil) | adaptive-avg(3)", "lp(2, p=2)", "sobel-x + sobel-y | relu | global-max"]),
+    st.text(alphabet="maxvgsobel()|,=23 ", max_size=24),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(stack=_STACKS, option=st.sampled_from(["--size", "--stride", "--padding", "--dilation", None]), value=_VALUES)
+def test_cli_fuzz_exit_codes(tmp_path, stack, option, value):
+    from typer.testing import CliRunner
+
+    from poolcli.cli import app
+
+    out = tmp_path / f"o{abs(hash((stack, option, value)))}"
+    args = ["run", str(SAMPLES / "gradient.png"), "-o", str(out), "-q", "--no-png", "--no-montage"]
+    args += ["--stack", stack] if option is None else ["--pool", "max", option, value]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code in (0, 1, 2), r.output
+    assert "Traceback" not in r.output
+    if r.exit_code == 0:
+        assert (out / "report.json").is_file()
