@@ -158,7 +158,13 @@ def run(
 
 
 def _load(o: SimpleNamespace) -> dict[str, Any]:
-    return {"nan": o.nan.value, "max_pixels": o.max_pixels, "max_frames": o.max_frames}
+    from .stack.memory import parse_size
+
+    try:
+        max_memory = None if o.max_memory is None else parse_size(o.max_memory)
+    except ValueError as exc:
+        raise UsageError(f"--max-memory: {exc}") from None
+    return {"nan": o.nan.value, "max_pixels": o.max_pixels, "max_frames": o.max_frames, "max_memory": max_memory}
 
 
 def _execute(job, paths: list[Path], o: SimpleNamespace, present) -> int:

@@ -127,6 +127,9 @@ LOAD_OPTIONS = (
     _opt("max_pixels", Optional[int], None, min=1, panel=LOAD_PANEL,
          help="Refuse images with more pixels than this (the decompression-bomb check). "
          "\\[default: Pillow's limit, 89,478,485]"),
+    _opt("max_memory", Optional[str], None, metavar="SIZE", panel=LOAD_PANEL,
+         help="Refuse an input whose stack would need more working memory than this (e.g. 4G, 512M), "
+         "naming the stage and its estimate, before any work. \\[default: half the memory available]"),
     _opt("max_frames", Optional[int], None, min=1, panel=LOAD_PANEL,
          help="Refuse multi-frame files (GIF, APNG, TIFF, WebP) with more frames than this; only the first "
          "frame is ever decoded. \\[default: no limit]"),

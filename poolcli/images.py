@@ -283,6 +283,20 @@ def _luminance(channels: np.ndarray) -> np.ndarray:
     return gray.astype(np.float32)[np.newaxis]
 
 
+def input_shape(path: str | os.PathLike[str], color: str = "gray") -> tuple[int, int, int] | None:
+    """The (C, H, W) ``load_image`` will give, from the file's header alone (no decoding); None if unknown.
+
+    For refusing, in a second, a stack that would not fit in memory.
+    """
+    try:
+        with Image.open(path) as im:
+            bands = len(im.getbands())
+            w, h = im.size
+    except Exception:  # unreadable: load_image says why
+        return None
+    return (1 if color == "gray" else max(1, bands)), h, w
+
+
 def load_image(
     path: str | os.PathLike[str],
     color: str = "gray",

@@ -169,3 +169,35 @@ def test_cli_fuzz_exit_codes(tmp_path, stack, option, value):
     assert "Traceback" not in r.output
     if r.exit_code == 0:
         assert (out / "report.json").is_file()
+
+
+# ----------------------------------------------------------------------------- memory and resume
+
+
+def test_a_stage_that_would_not_fit_is_refused_before_decoding(tmp_path):
+    img = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((6000, 6000), dtype=np.uint8)).save(img)
+    start = time.monotonic()
+    r = poolcli("run", img, "-o", tmp_path / "o", "-q", "--stack", "median(9, stride=1)", "--max-memory", "2G")
+    assert time.monotonic() - start < 15  # the bound is 1 s; generous on a shared machine
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert "stage 1 (median(size=9, stride=1))" in line and "GiB" in line and "--max-memory" in line
+
+
+def test_max_memory_is_a_usage_error_when_malformed(tmp_path):
+    r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "--max-memory", "lots")
+    assert r.returncode == 2 and "--max-memory" in one_line(r.stderr)
+
+
+def test_resume_redoes_inputs_when_a_kernel_file_changes(tmp_path):
+    k = tmp_path / "k.npy"
+    np.save(k, np.array([[1.0, 0.0, -1.0]]))
+    args = ["run", SAMPLES / "scene.png", "-o", tmp_path / "o", "-q", "--kernel", k, "--pool", "none"]
+    assert poolcli(*args).returncode == 0
+    first = np.load(next((tmp_path / "o").rglob("stage01_conv.npy")))
+    np.save(k, np.array([[2.0, 0.0, -2.0]]))
+    assert poolcli(*args, "--resume").returncode == 0
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["summary"]["resumed"] == 0 and report["summary"]["processed"] == 1
+    np.testing.assert_array_equal(np.load(next((tmp_path / "o").rglob("stage01_conv.npy"))), 2 * first)

@@ -207,12 +207,36 @@ class JobOutcome:
         return f"poolcli: interrupted; {self.out_dir / self.report_name} lists what was done; run the same command with --resume to finish"
 
 
-def load_input(item: InputItem, opts: Any):
+def files_key(stack: Any) -> dict[str, Any]:
+    """The content of every file the stack reads (kernels, weights), for the resume fingerprint.
+
+    ``{}`` for a stack that reads none, so that those fingerprints are as
+    before; else ``{"files": {path: sha256}}``: rewriting ``k.npy`` makes
+    ``--resume`` redo the inputs instead of keeping maps of the old kernel.
+    """
+    files = {f.path: f.sha256 for st in (stack,) for f in st.files()}
+    return {"files": files} if files else {}
+
+
+def load_input(item: InputItem, opts: Any, stacks: Any = ()):
     """``item``'s image as float32 (C, H, W), with ``opts``'s color, NaN policy and pixel / frame limits.
 
     For the jobs that read images (``opts`` has ``color``, ``nan``,
-    ``max_pixels`` and ``max_frames``); raises :class:`~poolcli.errors.InputError`.
+    ``max_pixels``, ``max_frames`` and ``max_memory``); raises
+    :class:`~poolcli.errors.InputError`. Before decoding, each of ``stacks``
+    is checked against ``--max-memory`` for the image's size, read from its
+    header (:mod:`poolcli.stack.memory`): a stack that would not fit is
+    refused in a second instead of being killed by the kernel after minutes.
     """
     from .. import images
+    from ..stack import memory
 
+    shape = images.input_shape(item.path, opts.color)
+    if shape is not None:
+        limit = getattr(opts, "max_memory", None) or memory.default_limit()
+        for st in stacks:
+            try:
+                memory.check(st, shape, limit)
+            except ValueError as exc:
+                raise InputError(item.path, str(exc)) from None
     return images.load_image(item.path, opts.color, max_pixels=opts.max_pixels, max_frames=opts.max_frames, nan=opts.nan)

@@ -26,7 +26,7 @@ from ..batch import InputItem
 from ..errors import InputError, PoolcliError
 from ..outputs import atomic_write_bytes, save_csv, save_json
 from ..stack import Stack
-from .base import Job, JobOutcome, load_input
+from .base import files_key, Job, JobOutcome, load_input
 
 __all__ = [
     "InvarianceJob",
@@ -70,6 +70,7 @@ class InvarianceJob(Job):
     nan: str = "error"  # images.load_image's NaN policy
     max_pixels: int | None = None
     max_frames: int | None = None
+    max_memory: int | None = None  # bytes per input (None: half the memory available); not fingerprinted
     plot: bool = True  # only the report: not in options_key
 
     def options_key(self) -> dict[str, Any]:
@@ -83,6 +84,7 @@ class InvarianceJob(Job):
             "nan": self.nan,
             "max_pixels": self.max_pixels,
             "max_frames": self.max_frames,
+            **files_key(self.stack),
         }
 
     def check(self) -> None:
@@ -222,10 +224,10 @@ def invariance_one(item: InputItem, opts: InvarianceJob) -> list[dict]:
     from ..invariance import circular_shift, compare, crop_pair
     from ..stack import apply_stack
 
-    x = load_input(item, opts)
+    stacks = method_stacks(opts)
+    x = load_input(item, opts, [st for _, st in stacks])
     circular = opts.shift_mode == "circular"
     records: list[dict] = []
-    stacks = method_stacks(opts)
     try:
         if circular:
             x = crop_to_stride(x, stacks)

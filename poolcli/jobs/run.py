@@ -25,7 +25,7 @@ from ..batch import InputItem
 from ..errors import InputError, PoolcliError, UsageError
 from ..outputs import atomic_write_bytes, safe_name, save_csv, save_json, save_npy
 from ..stack import Stack, apply_stage
-from .base import Job, JobOutcome, load_input
+from .base import files_key, Job, JobOutcome, load_input
 
 __all__ = [
     "RunJob",
@@ -59,6 +59,7 @@ class RunJob(Job):
     nan: str = "error"  # images.load_image's NaN policy
     max_pixels: Optional[int] = None
     max_frames: Optional[int] = None
+    max_memory: Optional[int] = None  # bytes per input (None: half the memory available); not fingerprinted
 
     def options_key(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class RunJob(Job):
             "nan": self.nan,
             "max_pixels": self.max_pixels,
             "max_frames": self.max_frames,
+            **files_key(self.stack),
         }
 
     def produce(self, item: InputItem, out_dir: Path) -> dict:
@@ -223,7 +225,7 @@ def run_one(item: InputItem, opts: RunJob) -> dict:
     """
     from .. import images
 
-    x = source = load_input(item, opts)
+    x = source = load_input(item, opts, [opts.stack])
     input_shape = tuple(int(v) for v in x.shape)
     computed = compute_stages(item, x, opts)
     stages, panels = write_stages(item, computed, input_shape, opts)
