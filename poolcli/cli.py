@@ -149,7 +149,7 @@ def run(
         if preview:
             _check_preview()
         job = RunJob(stack=st, color=o.color.value, dense_units=dense_units, png=png, montage=montage, unpool=unpool,
-                     **_load(o))
+                     html=o.html, zoom=o.zoom, normalize=o.normalize.value, **_load(o))
         code = _execute(job, paths, o, lambda outcome: run_output(
             out_console, outcome.report, outcome.written, outcome.out_dir, o.verbose))
         if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR) and not o.json_out:
@@ -319,7 +319,7 @@ def invariance(
         except ValueError as exc:
             raise UsageError(f"--shifts: {exc}") from None
         job = InvarianceJob(stack=st, shifts=tuple(pairs), methods=_methods(compare, st), shift_mode=shift_mode.value,
-                            color=o.color.value, plot=plot, **_load(o))
+                            color=o.color.value, plot=plot, html=o.html, **_load(o))
         if preview:
             _check_preview()
         code = _execute(job, paths, o, lambda outcome: invariance_output(

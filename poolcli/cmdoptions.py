@@ -47,7 +47,8 @@ PoolMode = _choices("PoolMode", POOL_CHOICES)
 Boundary = _choices("Boundary", BOUNDARY_MODES)
 Activation = _choices("Activation", ("none",) + ACTIVATIONS)
 NanPolicy = _choices("NanPolicy", ("error", "propagate", "zero"))
-Color = _choices("Color", ("gray", "keep"))
+Color = _choices("Color", ("gray", "keep", "keep-alpha"))
+Normalize = _choices("Normalize", ("per-map", "shared"))
 Direction = _choices("Direction", ("x", "y", "diag", "grid"))
 ShiftMode = _choices("ShiftMode", ("circular", "crop"))
 PreviewProtocol = _choices("PreviewProtocol", ("auto", "kitty", "sixel", "blocks"))
@@ -76,7 +77,8 @@ STACK_OPTIONS = (
     _opt("config", Optional[Path], None, panel=STACK_PANEL,
          help="A TOML file with stack = \"...\" or \\[\\[stage]] tables."),
     _opt("color", Color, Color.gray, panel=STACK_PANEL,
-         help="gray: ITU-R 601 luminance; keep: every channel its own map."),
+         help="gray: ITU-R 601 luminance; keep: every colour channel its own map (alpha dropped); "
+         "keep-alpha: alpha too."),
 )
 
 FILTER_OPTIONS = (
@@ -165,6 +167,12 @@ OUTPUT_OPTIONS = (
     _opt("no_color", bool, False, "--no-color", panel=OUTPUT_PANEL,
          help="No colour (also with NO_COLOR set; colour is only ever used on a terminal)."),
     _opt("debug", bool, False, panel=OUTPUT_PANEL, help="Show tracebacks."),
+    _opt("html", bool, False, "--html", panel=OUTPUT_PANEL,
+         help="Also write report.html in --out: one page to browse offline (needs poolcli\\[html])."),
+    _opt("zoom", Optional[str], None, metavar="X,Y,W,H", panel=OUTPUT_PANEL,
+         help="The montage's zoom region, in input pixels. \\[default: the 64x64 window with the most structure]"),
+    _opt("normalize", Normalize, Normalize("per-map"), panel=OUTPUT_PANEL,
+         help="The montage's gray scale: per-map (each tile its own min..max) or shared (one scale per channel row)."),
 )
 
 #: The groups ``run`` and ``invariance`` share, in the order ``--help`` shows them.

@@ -65,7 +65,7 @@ def _openable_extensions() -> frozenset[str]:
 IMAGE_EXTENSIONS: frozenset[str] = _openable_extensions()
 """Lower-case file extensions (with the dot) that :func:`load_image` reads."""
 
-_COLORS = ("gray", "keep")
+_COLORS = ("gray", "keep", "keep-alpha")
 NAN_POLICIES = ("error", "propagate", "zero")
 
 # ITU-R BT.601 luma weights.
@@ -316,14 +316,16 @@ def load_image(
     path : str or os.PathLike
         The image file. It must be a regular file: directories, FIFOs and
         devices are refused without being opened.
-    color : {"gray", "keep"}, default "gray"
+    color : {"gray", "keep", "keep-alpha"}, default "gray"
         ``"gray"`` returns one channel: the ITU-R BT.601 luma
         ``0.299 R + 0.587 G + 0.114 B`` of colour images (computed in float64
         on the scaled values, then cast to float32), the values themselves for
-        one-channel images. Alpha is dropped. ``"keep"`` returns every channel
-        of the image as its own map: 1 (``1``, ``L``, ``I;16``, ``I``, ``F``),
-        2 (``LA``), 3 (``RGB``, and ``CMYK``/``YCbCr``/``P`` converted to RGB)
-        or 4 (``RGBA``, and ``P`` with transparency converted to RGBA).
+        one-channel images. Alpha is dropped. ``"keep"`` returns every colour
+        channel of the image as its own map, alpha dropped: 1 (``1``, ``L``,
+        ``LA``, ``I;16``, ``I``, ``F``) or 3 (``RGB``, ``RGBA``, and
+        ``CMYK``/``YCbCr``/``P`` converted to RGB). ``"keep-alpha"`` keeps
+        alpha as a last channel: 2 (``LA``) or 4 (``RGBA``, and ``P`` with
+        transparency converted to RGBA).
     max_pixels : int, optional, keyword-only
         Refuse images with more pixels than this (default: Pillow's
         ``MAX_IMAGE_PIXELS``, 89,478,485; the decompression-bomb check is
@@ -409,8 +411,10 @@ def load_image(
     channels = _to_array(im, path)
     if channels.dtype.kind == "f" and im.mode.startswith("F"):
         channels = _apply_nan_policy(channels, nan, path)
-    if color == "keep" or channels.shape[0] == 1:
+    if color == "keep-alpha" or channels.shape[0] == 1:
         return channels
+    if color == "keep":  # alpha is not a feature map: LA -> L, RGBA -> RGB
+        return channels if channels.shape[0] == 3 else np.ascontiguousarray(channels[:-1])
     if channels.shape[0] == 2:  # LA: the gray channel, alpha dropped
         return np.ascontiguousarray(channels[:1])
     return _luminance(channels)
@@ -541,38 +545,35 @@ def encode_png(array: np.ndarray) -> bytes:
 
 
 # ---------------------------------------------------------------- montage ---
+#
+# A labelled grid: one column per stage (the input first, an unpool column after
+# each plain max stage), one row per channel, every tile at the same scale (a
+# map with fewer pixels is drawn smaller: true relative scale), and under it a
+# row of zoomed crops of one region of the input at native resolution for every
+# stage. Large maps are reduced once, in bands of rows, by an integer factor
+# (block mean, or block max for the sparse unpool maps); nothing is ever
+# upscaled at full size: the zoom crops are sampled nearest-neighbour directly.
 
-_MARGIN = 10  # around the whole montage
-_GAP = 16  # between tiles
-_CHANNEL_GAP = 3  # between stacked channels of one map
-_LABEL_GAP = 4  # between a map and its label
+NORMALIZE = ("per-map", "shared")
+_MARGIN = 12  # around the whole montage
+_GAP = 14  # between columns
+_ROW_GAP = 8  # between rows of tiles
 _FONT_SIZE = 14
+_SMALL_SIZE = 12
+_MAX_WIDTH = 1800  # a montage wider than this wraps into bands of columns
+_ZOOM_REGION = 64  # input pixels per side of the default zoom region
 _TEXT = (32, 32, 32)
+_MUTED = (110, 110, 110)
 _FRAME = (200, 200, 200)
+_ZOOM_BOX = (230, 40, 40)
 _BACKGROUND = (255, 255, 255)
 
 
-def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def _font(size: int = _FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
-        return ImageFont.load_default(size=_FONT_SIZE)
+        return ImageFont.load_default(size=size)
     except (TypeError, OSError, ImportError):  # Pillow without FreeType
         return ImageFont.load_default()
-
-
-def _rescale(img: np.ndarray, height: int) -> np.ndarray:
-    """Nearest-neighbour integer rescale of ``(h, w[, 3])`` to about `height` rows.
-
-    Maps no higher than `height` are enlarged by the largest integer factor
-    that keeps them within `height` rows and ``4 * height`` columns; larger
-    ones are shrunk by the smallest integer step that fits them.
-    """
-    h, w = img.shape[:2]
-    max_width = 4 * height
-    if h <= height and w <= max_width:
-        factor = max(1, min(height // h, max_width // w))
-        return np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)
-    step = max(math.ceil(h / height), math.ceil(w / max_width))
-    return img[::step, ::step]
 
 
 def _as_maps(name: str, array: np.ndarray) -> np.ndarray:
@@ -589,62 +590,486 @@ def _text_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int]:
     return right - left, bottom - top
 
 
-def _input_tile(image: np.ndarray, height: int) -> np.ndarray:
-    if image.shape[0] == 3:
-        # One normalisation for all three channels keeps the colour balance.
-        c, h, w = image.shape
-        rgb = to_uint8(image.reshape(c * h, w)).reshape(c, h, w)
-        return _rescale(np.moveaxis(rgb, 0, -1), height)
-    gray = _rescale(to_uint8(image[0]), height)  # shrink before the RGB copy
+def _band_rows(width: int, step: int = 1) -> int:
+    """Rows per band (a multiple of ``step``) so that a float64 band holds about 8 MiB."""
+    return step * max(1, (1 << 20) // max(1, width * step))
+
+
+def finite_range(plane: np.ndarray) -> tuple[float, float] | None:
+    """The smallest and largest finite value of a 2-D map (None if it has none), in bands of rows.
+
+    >>> finite_range(np.array([[1.0, np.nan], [-np.inf, 3.0]]))
+    (1.0, 3.0)
+    """
+    lo, hi = math.inf, -math.inf
+    rows = _band_rows(plane.shape[1])
+    for r in range(0, plane.shape[0], rows):
+        band = plane[r : r + rows]
+        mn, mx = band.min(), band.max()
+        if not (np.isfinite(mn) and np.isfinite(mx)):
+            band = band[np.isfinite(band)]
+            if not band.size:
+                continue
+            mn, mx = band.min(), band.max()
+        lo, hi = min(lo, float(mn)), max(hi, float(mx))
+    return (lo, hi) if lo <= hi else None
+
+
+def reduce_map(plane: np.ndarray, factor: int, how: str = "mean") -> np.ndarray:
+    """``plane`` reduced by an integer ``factor`` per side, as float64, in bands of rows.
+
+    ``how``: ``"mean"`` (area: each output pixel the mean of its block) or
+    ``"absmax"`` (the block's value of largest magnitude, so that the few
+    non-zero values of a sparse map stay visible). Edge blocks are partial.
+    Memory: one band of ``factor`` x a few rows, never a copy of the map.
+
+    >>> reduce_map(np.arange(16.0).reshape(4, 4), 2)
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    >>> reduce_map(np.array([[0.0, -3.0, 0.0], [1.0, 0.0, 0.0]]), 2, "absmax")
+    array([[-3.,  0.]])
+    """
+    if factor == 1:
+        return plane.astype(np.float64)
+    h, w = plane.shape
+    cols = np.arange(0, w, factor)
+    col_counts = np.diff(np.append(cols, w))
+    out = np.empty((-(-h // factor), cols.size))
+    step = _band_rows(w, factor)
+    with np.errstate(all="ignore"):
+        for r0 in range(0, h, step):
+            band = plane[r0 : r0 + step].astype(np.float64)
+            rows = np.arange(0, band.shape[0], factor)
+            if how == "mean":
+                sums = np.add.reduceat(np.add.reduceat(band, rows, axis=0), cols, axis=1)
+                counts = np.outer(np.diff(np.append(rows, band.shape[0])), col_counts)
+                block = sums / counts
+            else:
+                mx = np.maximum.reduceat(np.maximum.reduceat(band, rows, axis=0), cols, axis=1)
+                mn = np.minimum.reduceat(np.minimum.reduceat(band, rows, axis=0), cols, axis=1)
+                block = np.where(mx >= -mn, mx, mn)
+            out[r0 // factor : r0 // factor + rows.size] = block
+    return out
+
+
+def shade(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """uint8 gray levels of ``values`` on the scale ``lo`` (black) .. ``hi`` (white).
+
+    Values outside are clipped; NaN and ``-inf`` are black, ``+inf`` white.
+    With ``lo == hi`` the scale is ``[0, 1]``: a constant map is drawn at its value.
+
+    >>> shade(np.array([0.0, 0.5, 1.0, np.nan, np.inf]), 0.0, 1.0)
+    array([  0, 128, 255,   0, 255], dtype=uint8)
+    """
+    if not hi > lo:
+        lo, hi = 0.0, 1.0
+    with np.errstate(all="ignore"):
+        t = (np.asarray(values, dtype=np.float64) - lo) / (hi - lo)
+    t = np.nan_to_num(t, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.rint(np.clip(t, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def display_range(own: tuple[float, float] | None, context: tuple[float, float] | None) -> tuple[float, float]:
+    """The scale a map is drawn on: its own range, or for a constant map the row's (its value in context).
+
+    >>> display_range((0.0, 2.0), None), display_range((3.0, 3.0), (0.0, 3.0)), display_range((0.4, 0.4), None)
+    ((0.0, 2.0), (0.0, 3.0), (0.0, 1.0))
+    """
+    if own is not None and own[1] > own[0]:
+        return own
+    if context is not None and context[1] > context[0]:
+        return context
+    return (0.0, 1.0)
+
+
+def _union(ranges) -> tuple[float, float] | None:
+    ranges = [r for r in ranges if r is not None]
+    if not ranges:
+        return None
+    return (min(r[0] for r in ranges), max(r[1] for r in ranges))
+
+
+def _num(v: float) -> str:
+    return f"{v:.3g}" if v == v else "nan"
+
+
+def parse_zoom(text: str | None) -> tuple[int, int, int, int] | None:
+    """``"x,y,w,h"`` (input pixels) as a tuple; None for None. Raises ValueError naming the format.
+
+    >>> parse_zoom("10, 20, 64, 48")
+    (10, 20, 64, 48)
+    """
+    if text is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"--zoom must be x,y,w,h in input pixels, e.g. 100,80,64,64; got {text!r}") from None
+    if x < 0 or y < 0 or w < 1 or h < 1:
+        raise ValueError(f"--zoom must have x, y >= 0 and w, h >= 1; got {text!r}")
+    return (x, y, w, h)
+
+
+# ------------------------------------------------------- montage geometry ---
+
+
+class _Geometry:
+    """One scale for every tile (``up`` > 1 enlarges, ``down`` > 1 reduces) and the zoom region."""
+
+    def __init__(self, shape: tuple[int, int], height: int, zoom: tuple[int, int, int, int] | None):
+        self.H, self.W = shape
+        wide = 2 * height
+        if self.H <= height and self.W <= wide:
+            self.up, self.down = max(1, min(height // self.H, wide // self.W)), 1
+        else:
+            self.up, self.down = 1, max(math.ceil(self.H / height), math.ceil(self.W / wide))
+        self.height = height
+        self.zoom = None
+        if zoom is not None:
+            x, y, w, h = zoom
+            x, y = min(x, self.W - 1), min(y, self.H - 1)
+            self.zoom = (x, y, min(w, self.W - x), min(h, self.H - y))
+
+    @property
+    def wants_zoom(self) -> bool:
+        """Zoom crops when the overview is not enlarged and the input is larger than a zoom region."""
+        return self.zoom is not None or (self.up == 1 and min(self.H, self.W) > _ZOOM_REGION)
+
+    def tile(self, plane: np.ndarray, how: str = "mean") -> np.ndarray:
+        """The overview of one map at the common scale, as float64."""
+        small = reduce_map(plane, self.down, how)
+        if self.up > 1:
+            small = np.repeat(np.repeat(small, self.up, axis=0), self.up, axis=1)
+        return small
+
+    def pick_zoom(self, gray_small: np.ndarray) -> None:
+        """The region of the input with the most structure (gradient energy), from its reduced overview."""
+        if self.zoom is not None or not self.wants_zoom:
+            return
+        side = min(_ZOOM_REGION, self.H, self.W)
+        k = max(1, min(round(side / self.down), *gray_small.shape))
+        g = np.nan_to_num(gray_small[:: self.up, :: self.up] if self.up > 1 else gray_small)
+        # on a coarser grid (about 8 cells per region side): edges and shapes, not pixel noise
+        coarse = max(1, k // 8)
+        g, k = reduce_map(g, coarse), max(1, k // coarse)
+        energy = np.zeros_like(g)
+        energy[:-1, :] += np.abs(np.diff(g, axis=0))
+        energy[:, :-1] += np.abs(np.diff(g, axis=1))
+        integral = np.pad(energy.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        boxes = integral[k:, k:] - integral[:-k, k:] - integral[k:, :-k] + integral[:-k, :-k]
+        i, j = np.unravel_index(int(np.argmax(boxes)), boxes.shape)
+        step = self.down * coarse
+        y, x = min(int(i) * step, self.H - side), min(int(j) * step, self.W - side)
+        self.zoom = (x, y, side, side)
+
+    def zoom_tile(self, plane: np.ndarray) -> np.ndarray:
+        """The zoom region of ``plane`` (any size: its own coordinates scale with the input's),
+        sampled nearest-neighbour to the zoom tile's size: a map pixel becomes a visible block."""
+        x, y, w, h = self.zoom
+        f = self.height / max(w, h)
+        f = math.floor(f) if f >= 1 else f
+        dh, dw = max(1, round(h * f)), max(1, round(w * f))
+        rows = _sample(y, h, dh, self.H, plane.shape[0])
+        cols = _sample(x, w, dw, self.W, plane.shape[1])
+        return plane[np.ix_(rows, cols)].astype(np.float64)
+
+
+def _sample(start: int, length: int, n: int, full: int, size: int) -> np.ndarray:
+    """Indices into a map of ``size`` for ``n`` display pixels over input pixels ``start .. start+length``.
+
+    A map ``k`` times smaller than the input (``size`` = ``full // k`` or its ceiling, as pooling
+    gives) is indexed by ``input // k`` exactly, so pooled blocks are all ``k`` input pixels wide.
+    """
+    centres = start + (np.arange(n) + 0.5) * (length / n)
+    k = round(full / size)
+    if k >= 1 and size in (full // k, -(-full // k)):
+        idx = np.floor(centres / k)
+    else:
+        idx = np.floor(centres * (size / full))
+    return np.clip(idx.astype(np.int64), 0, size - 1)
+
+
+# ---------------------------------------------------------- montage model ---
+
+
+class _Column:
+    """One column: its header lines, its tiles per channel row (uint8 RGB or None), captions, zoom tile."""
+
+    def __init__(self, header: list[str]):
+        self.header = header
+        self.tiles: dict[int, np.ndarray] = {}
+        self.captions: dict[int, str] = {}
+        self.zoom: np.ndarray | None = None
+        self.zoom_caption = ""
+
+
+def _rgb(gray: np.ndarray) -> np.ndarray:
     return np.repeat(gray[..., np.newaxis], 3, axis=2)
 
 
-def _panel_tile(maps: np.ndarray, height: int, max_channels: int) -> np.ndarray:
-    pieces = []
-    for plane in maps[:max_channels]:
-        gray = _rescale(to_uint8(plane), height)
-        pieces.append(np.repeat(gray[..., np.newaxis], 3, axis=2))
-    width = pieces[0].shape[1]
-    gap = np.full((_CHANNEL_GAP, width, 3), 255, dtype=np.uint8)
-    stacked = [pieces[0]]
-    for piece in pieces[1:]:
-        stacked += [gap, piece]
-    return np.concatenate(stacked, axis=0)
+def _panel_parts(index: int, panel) -> tuple[str, np.ndarray, dict]:
+    try:
+        label, maps, *rest = panel
+    except (TypeError, ValueError):
+        raise ValueError(f"panels[{index}] must be a (label, array) pair; got {type(panel).__name__}") from None
+    if len(rest) > 1 or (rest and not isinstance(rest[0], dict)):
+        raise ValueError(f"panels[{index}] must be (label, array) or (label, array, dict)")
+    return str(label), _as_maps(f"panels[{index}] ({label!r})", maps), (rest[0] if rest else {})
+
+
+def _input_column(image: np.ndarray, geo: _Geometry) -> _Column:
+    """The input: RGB if it has 3 or more channels (first three, one scale for all), else gray."""
+    col = _Column(["input", "x".join(str(n) for n in image.shape)])
+    planes = image[:3] if image.shape[0] >= 3 else image[:1]
+    rng = _union(finite_range(p) for p in planes)
+    lo, hi = display_range(rng, None)
+    small = [geo.tile(p) for p in planes]
+    gray = sum(small) / len(small)
+    geo.pick_zoom(gray)
+    shaded = [shade(s, lo, hi) for s in small]
+    col.tiles[0] = np.stack(shaded, axis=-1) if len(shaded) == 3 else _rgb(shaded[0])
+    col.captions[0] = f"{_num(rng[0])} .. {_num(rng[1])}" if rng else "no finite value"
+    if geo.wants_zoom:
+        crops = [shade(geo.zoom_tile(p), lo, hi) for p in planes]
+        col.zoom = np.stack(crops, axis=-1) if len(crops) == 3 else _rgb(crops[0])
+        x, y, w, h = geo.zoom
+        col.zoom_caption = f"x={x} y={y} {w}x{h}"
+        t = col.tiles[0].copy()
+        d, u = geo.down, geo.up
+        x0, y0 = x * u // d, y * u // d
+        x1, y1 = min(t.shape[1] - 1, (x + w) * u // d), min(t.shape[0] - 1, (y + h) * u // d)
+        t[y0 : y1 + 1, [x0, x1]] = _ZOOM_BOX
+        t[[y0, y1], x0 : x1 + 1] = _ZOOM_BOX
+        col.tiles[0] = t
+    return col
+
+
+def _header(label: str, hidden: int) -> list[str]:
+    """``"2: max 1x705x705"`` -> ``["2: max", "1x705x705"]``: a long label on two lines."""
+    head, _, tail = label.rpartition(" ")
+    lines = [head, tail] if head and len(label) > 14 else [label]
+    return lines + ([f"(+{hidden} more)"] if hidden > 0 else [])
+
+
+def _stage_columns(image, parts, geo, max_channels, normalize, channel_names):
+    """A column per panel and the row names (one per channel row)."""
+    rows = min(max_channels, max(m.shape[0] for _, m, _ in parts)) if parts else 1
+    own = [[finite_range(m[c]) for c in range(min(rows, m.shape[0]))] for _, m, _ in parts]
+    stages = [_union(r[c] for r in own if c < len(r)) for c in range(rows)]
+    inputs = [finite_range(image[c]) if c < image.shape[0] else None for c in range(rows)]
+    context = [_union([stages[c], inputs[c]]) for c in range(rows)]
+    row_names = [f"c{c}" for c in range(rows)]
+    if channel_names:
+        row_names[: len(channel_names)] = [str(n) for n in channel_names[:rows]]
+    for _, maps, info in parts:
+        for c, name in enumerate(info.get("channels", [])[:rows]):
+            row_names[c] = str(name)  # the last panel's names: the rows the stack ends with
+    columns = []
+    for (label, maps, info), ranges in zip(parts, own):
+        col = _Column(_header(label, maps.shape[0] - max_channels))
+        how = "absmax" if info.get("unpool") else "mean"
+        names = list(info.get("channels", []))
+        for c, rng in enumerate(ranges):
+            lo, hi = display_range(stages[c] if normalize == "shared" else rng, context[c])
+            col.tiles[c] = _rgb(shade(geo.tile(maps[c], how), lo, hi))
+            text = f"{_num(rng[0])} .. {_num(rng[1])}" if rng else "no finite value"
+            if c < len(names) and str(names[c]) != row_names[c]:
+                text = f"{names[c]}: {text}"
+            col.captions[c] = text
+            if c == 0 and geo.wants_zoom:
+                col.zoom = _rgb(shade(geo.zoom_tile(maps[0]), lo, hi))
+                col.zoom_caption = "x".join(str(v) for v in maps.shape[1:])
+        columns.append(col)
+    scales = [display_range(stages[c], context[c]) for c in range(rows)]
+    return columns, row_names, scales
+
+
+def _bands(columns: list[_Column], widths: list[int], left: int, max_width: int) -> list[list[int]]:
+    """Column indices per band: as many columns as fit in ``max_width`` (at least one)."""
+    bands: list[list[int]] = [[]]
+    x = left
+    for i, w in enumerate(widths):
+        if bands[-1] and x + w > max_width - _MARGIN:
+            bands.append([])
+            x = left
+        bands[-1].append(i)
+        x += w + _GAP
+    return bands
+
+
+class _Painter:
+    """Draws the grid: fonts, measures and the canvas."""
+
+    def __init__(self):
+        self.font, self.small = _font(), _font(_SMALL_SIZE)
+        self.measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        self.line = _text_size(self.measure, "Ag", self.font)[1] + 6
+        self.small_line = _text_size(self.measure, "Ag", self.small)[1] + 5
+
+    def width(self, text: str, small: bool = False) -> int:
+        return _text_size(self.measure, text, self.small if small else self.font)[0]
+
+    def column_width(self, col: _Column) -> int:
+        widths = [self.width(t) for t in col.header]
+        widths += [self.width(t, True) for t in col.captions.values()] + [self.width(col.zoom_caption, True)]
+        widths += [t.shape[1] + 2 for t in col.tiles.values()]
+        if col.zoom is not None:
+            widths.append(col.zoom.shape[1] + 2)
+        return max(widths)
+
+    def band_layout(self, columns: list[_Column], band: list[int], rows: int) -> list[tuple[str, int, int]]:
+        """(what, y offset, height) of the band's parts: header, each channel row, the zoom row."""
+        cols = [columns[i] for i in band]
+        parts = [("header", 0, max(len(c.header) for c in cols) * self.line)]
+        y = parts[0][2]
+        for r in range(rows):
+            h = max((c.tiles[r].shape[0] + 2 for c in cols if r in c.tiles), default=0)
+            parts.append((f"row{r}", y, h + self.small_line + _ROW_GAP))
+            y += parts[-1][2]
+        zh = max((c.zoom.shape[0] + 2 for c in cols if c.zoom is not None), default=0)
+        if zh:
+            parts.append(("zoom", y, zh + self.small_line + _ROW_GAP))
+        return parts
+
+    def tile(self, draw, canvas, tile: np.ndarray, x: int, y: int, width: int, caption: str) -> None:
+        th, tw = tile.shape[:2]
+        left = x + (width - tw - 2) // 2
+        draw.rectangle((left, y, left + tw + 1, y + th + 1), outline=_FRAME)
+        canvas.paste(Image.fromarray(np.ascontiguousarray(tile)), (left + 1, y + 1))
+        self.text(draw, caption, x, y + th + 4, width, small=True, fill=_MUTED)
+
+    def text(self, draw, text: str, x: int, y: int, width: int, small: bool = False, fill=_TEXT) -> None:
+        w = self.width(text, small)
+        draw.text((x + (width - w) // 2, y), text, fill=fill, font=self.small if small else self.font)
+
+
+def _legend(painter: _Painter, draw, canvas, y: int, normalize: str, row_names, scales) -> None:
+    bar = np.repeat(np.linspace(0, 255, 160).round().astype(np.uint8)[np.newaxis], 10, axis=0)
+    bar_im = Image.fromarray(_rgb(bar))
+    if normalize == "per-map":
+        items = [("each tile", "its min", "its max")]
+        note = "per-map: every tile on its own scale (the numbers under it); a constant map is drawn at its value"
+    else:
+        items = [(name, _num(lo), _num(hi)) for name, (lo, hi) in zip(row_names, scales)]
+        note = "shared: one scale per channel row, across stages; a constant map is drawn at its value"
+    draw.text((_MARGIN, y), note, fill=_MUTED, font=painter.small)
+    y += painter.small_line
+    for name, lo, hi in items:
+        x = _MARGIN
+        draw.text((x, y), name, fill=_TEXT, font=painter.small)
+        x += max(80, painter.width(name, True) + 8)
+        draw.text((x, y), lo, fill=_TEXT, font=painter.small)
+        x += painter.width(lo, True) + 6
+        canvas.paste(bar_im, (x, y + 2))
+        draw.rectangle((x - 1, y + 1, x + 160, y + 12), outline=_FRAME)
+        draw.text((x + 166, y), hi, fill=_TEXT, font=painter.small)
+        y += painter.small_line
+
+
+def _legend_height(painter: _Painter, normalize: str, rows: int) -> int:
+    return painter.small_line * (2 if normalize == "per-map" else 1 + rows) + _MARGIN
+
+
+def _check_positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _render(columns, row_names, scales, normalize: str, max_width: int) -> bytes:
+    painter = _Painter()
+    rows = len(row_names)
+    label_w = max(painter.width(n) for n in [*row_names, f"zoom {row_names[0]}"]) + 8
+    widths = [painter.column_width(c) for c in columns]
+    left = _MARGIN + label_w + _GAP
+    bands = _bands(columns, widths, left, max_width)
+    layouts = [painter.band_layout(columns, b, rows) for b in bands]
+    band_heights = [sum(h for _, _, h in lay) for lay in layouts]
+    canvas_w = max(left + sum(widths[i] + _GAP for i in b) - _GAP for b in bands) + _MARGIN
+    canvas_h = 2 * _MARGIN + sum(band_heights) + _GAP * (len(bands) - 1) + _legend_height(painter, normalize, rows)
+    canvas = Image.new("RGB", (canvas_w, canvas_h), _BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    top = _MARGIN
+    for band, layout, bh in zip(bands, layouts, band_heights):
+        for what, dy, h in layout[1:]:
+            name = f"zoom {row_names[0]}" if what == "zoom" else row_names[int(what[3:])]
+            draw.text((_MARGIN, top + dy + max(0, (h - painter.line) // 2)), name, fill=_TEXT, font=painter.font)
+        x = left
+        for i in band:
+            col, width = columns[i], widths[i]
+            for k, line in enumerate(col.header):
+                painter.text(draw, line, x, top + k * painter.line, width)
+            for what, dy, _ in layout[1:]:
+                if what == "zoom" and col.zoom is not None:
+                    painter.tile(draw, canvas, col.zoom, x, top + dy, width, col.zoom_caption)
+                elif what.startswith("row") and int(what[3:]) in col.tiles:
+                    r = int(what[3:])
+                    painter.tile(draw, canvas, col.tiles[r], x, top + dy, width, col.captions[r])
+            x += width + _GAP
+        top += bh + _GAP
+    _legend(painter, draw, canvas, top, normalize, row_names, scales)
+    return encode_png(np.asarray(canvas))
 
 
 def montage(
     input_image: np.ndarray,
-    panels: Sequence[tuple[str, np.ndarray]],
+    panels: Sequence[tuple],
     *,
     height: int = 256,
     max_channels: int = 4,
+    normalize: str = "per-map",
+    zoom: tuple[int, int, int, int] | None = None,
+    channel_names: Sequence[str] | None = None,
+    max_width: int = _MAX_WIDTH,
 ) -> bytes:
-    """Lay the input and a sequence of feature maps side by side in one PNG.
+    """A labelled grid of the input and a sequence of feature maps, as PNG bytes.
 
-    Layout, left to right: the input image (RGB if it has 3 channels, else its
-    channel 0 in gray), labelled ``"input CxHxW"``, then one tile per panel in
-    the given order, each labelled underneath with its label. Every map is
-    normalised on its own with :func:`to_uint8` (the RGB input jointly over
-    its three channels) and resized by an integer nearest-neighbour factor so
-    that one channel is at most `height` pixels high (and ``4 * height``
-    wide) and as close to it as an integer factor allows; pooled pixels thus
-    stay visible as square blocks. Maps larger than that are shrunk by an
-    integer step (every n-th pixel). The channels of a multi-channel map are
-    stacked vertically, at most `max_channels` of them; the label then ends in
-    ``"(+N more)"``. Tiles are top-aligned on a white background with a thin
-    grey frame, text is dark grey in Pillow's default font.
+    Columns, left to right: the input (RGB from its first three channels if it
+    has three or more, else gray), then one column per panel in the given
+    order, headed by its label. Rows: one per channel of the maps (at most
+    `max_channels`; the header then says ``"(+N more)"``), named on the left
+    by ``channel_names`` or the panels' own ``"channels"`` (``sobel-x``,
+    ``R``, ...), else ``c0``, ``c1``, .... Every tile is drawn at one common
+    scale, so a map with fewer pixels is drawn smaller (true relative scale):
+    inputs at most `height` rows (and ``2 * height`` columns) are enlarged by
+    an integer factor, larger ones reduced by one (block mean; block
+    largest-magnitude value for panels marked ``"unpool"``, so the kept values
+    of a sparse map stay visible), in bands of rows. Under each tile: its
+    smallest and largest finite value.
+
+    When the overview is not enlarged and the input is larger than 64 pixels,
+    a zoom row follows: the same region of the input (`zoom`, or the 64x64
+    window with the most gradient energy, outlined in red on the input) in
+    every column's first channel, sampled nearest-neighbour at native
+    resolution, so that a stride-``k`` map shows ``k x k`` blocks.
+
+    `normalize`: ``"per-map"`` draws every tile black at its minimum and
+    white at its maximum; ``"shared"`` uses one scale per channel row across
+    the panels; a legend with a colour bar says which. A constant map is drawn
+    at its value on its row's scale (the input's channel included), so the
+    1x1 maximum of an image is white, not black. A grid wider than
+    `max_width` pixels wraps into bands of columns.
 
     Parameters
     ----------
     input_image : numpy.ndarray
         Float array ``(C, H, W)`` (a 2-D array is taken as one channel).
-    panels : sequence of (str, numpy.ndarray)
-        ``(label, maps)`` pairs, ``maps`` a float array ``(C, h, w)``, e.g.
-        ``("2: max(size=2) 1x64x64", out)``.
+    panels : sequence of tuples
+        ``(label, maps)`` or ``(label, maps, info)``: ``maps`` a float array
+        ``(C, h, w)`` covering the input (e.g. ``("2: max 1x64x64", out)``);
+        ``info`` a dict with optional ``"channels"`` (names) and ``"unpool"``
+        (True: a sparse unpool map).
     height : int, default 256
-        Target height in pixels of one channel of each tile.
+        Rows of the input's tile (the common scale is chosen from it).
     max_channels : int, default 4
-        Most channels drawn per panel.
+        Most channel rows drawn.
+    normalize : {"per-map", "shared"}
+    zoom : (x, y, w, h), optional
+        The zoom region in input pixels (clipped to the image).
+    channel_names : sequence of str, optional
+        Row names (the panels' ``"channels"`` take precedence).
+    max_width : int, default 1800
+        Wrap into bands of columns beyond this width.
 
     Returns
     -------
@@ -654,8 +1079,8 @@ def montage(
     Raises
     ------
     ValueError
-        If `height` or `max_channels` is not a positive integer, or an array
-        is not a non-empty ``(C, H, W)`` array.
+        If `height`, `max_channels` or `max_width` is not a positive integer,
+        `normalize` unknown, or an array not a non-empty ``(C, H, W)`` array.
 
     Examples
     --------
@@ -667,51 +1092,14 @@ def montage(
     >>> im.mode, im.height > 64
     ('RGB', True)
     """
-    if isinstance(height, bool) or not isinstance(height, (int, np.integer)) or height < 1:
-        raise ValueError(f"height must be a positive integer; got {height!r}")
-    if (
-        isinstance(max_channels, bool)
-        or not isinstance(max_channels, (int, np.integer))
-        or max_channels < 1
-    ):
-        raise ValueError(f"max_channels must be a positive integer; got {max_channels!r}")
-    height = int(height)
-    max_channels = int(max_channels)
-
+    height = _check_positive("height", height)
+    max_channels = _check_positive("max_channels", max_channels)
+    max_width = _check_positive("max_width", max_width)
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}; got {normalize!r}")
     image = _as_maps("input_image", input_image)
-    tiles = [_input_tile(image, height)]
-    labels = ["input " + "x".join(str(n) for n in image.shape)]
-    for index, panel in enumerate(panels):
-        try:
-            label, maps = panel
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"panels[{index}] must be a (label, array) pair; got {type(panel).__name__}"
-            ) from None
-        maps = _as_maps(f"panels[{index}] ({label!r})", maps)
-        tiles.append(_panel_tile(maps, height, max_channels))
-        hidden = maps.shape[0] - max_channels
-        labels.append(f"{label} (+{hidden} more)" if hidden > 0 else str(label))
-
-    font = _font()
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    text_sizes = [_text_size(measure, text, font) for text in labels]
-    line_height = max(th for _, th in text_sizes) + 4
-    widths = [max(tile.shape[1] + 2, tw) for tile, (tw, _) in zip(tiles, text_sizes)]
-    tallest = max(tile.shape[0] + 2 for tile in tiles)
-    canvas_w = 2 * _MARGIN + sum(widths) + _GAP * (len(tiles) - 1)
-    canvas_h = 2 * _MARGIN + tallest + _LABEL_GAP + line_height
-
-    canvas = Image.new("RGB", (canvas_w, canvas_h), _BACKGROUND)
-    draw = ImageDraw.Draw(canvas)
-    x = _MARGIN
-    for tile, text, width in zip(tiles, labels, widths):
-        th, tw = tile.shape[:2]
-        left = x + (width - tw - 2) // 2
-        draw.rectangle((left, _MARGIN, left + tw + 1, _MARGIN + th + 1), outline=_FRAME)
-        canvas.paste(Image.fromarray(np.ascontiguousarray(tile)), (left + 1, _MARGIN + 1))
-        text_w = _text_size(draw, text, font)[0]
-        text_y = _MARGIN + th + 2 + _LABEL_GAP
-        draw.text((x + (width - text_w) // 2, text_y), text, fill=_TEXT, font=font)
-        x += width + _GAP
-    return encode_png(np.asarray(canvas))
+    parts = [_panel_parts(i, p) for i, p in enumerate(panels)]
+    geo = _Geometry(image.shape[1:], height, zoom)
+    columns = [_input_column(image, geo)]
+    stage_columns, row_names, scales = _stage_columns(image, parts, geo, max_channels, normalize, channel_names)
+    return _render(columns + stage_columns, row_names, scales, normalize, max_width)

@@ -156,9 +156,10 @@ def test_LA_gray_drops_alpha_keep_keeps_it(tmp_path):
     gray = load_image(path)
     _check(gray, 1, (7, 8))
     np.testing.assert_array_equal(gray[0], arr[..., 0].astype(np.float32) / 255)
-    keep = load_image(path, color="keep")
+    keep = load_image(path, color="keep-alpha")
     _check(keep, 2, (7, 8))
     np.testing.assert_array_equal(keep[1], arr[..., 1].astype(np.float32) / 255)
+    _check(load_image(path, color="keep"), 1, (7, 8))  # alpha is not a feature map unless asked
 
 
 def test_palette_with_transparency(tmp_path):
@@ -169,8 +170,9 @@ def test_palette_with_transparency(tmp_path):
     im.putpixel((2, 0), 2)  # green
     path = tmp_path / "p.png"
     im.save(path, transparency=0)
-    keep = load_image(path, color="keep")
+    keep = load_image(path, color="keep-alpha")
     _check(keep, 4, (3, 4))
+    np.testing.assert_array_equal(load_image(path, color="keep"), keep[:3])
     assert keep[3, 0, 0] == 0.0 and keep[3, 0, 1] == 1.0  # index 0 transparent
     np.testing.assert_array_equal(keep[:3, 0, 1], [1.0, 0.0, 0.0])
     gray = load_image(path)
@@ -215,8 +217,9 @@ def test_rgba_gray_ignores_alpha_keep_has_four(tmp_path):
     arr = RNG.integers(0, 256, size=(4, 5, 4), dtype=np.uint8)
     path = tmp_path / "rgba.png"
     Image.fromarray(arr).save(path)
-    keep = load_image(path, color="keep")
+    keep = load_image(path, color="keep-alpha")
     _check(keep, 4, (4, 5))
+    np.testing.assert_array_equal(load_image(path, color="keep"), keep[:3])
     gray = load_image(path)
     x = keep[:3].astype(np.float64)
     np.testing.assert_allclose(gray[0], 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2], atol=1e-6)

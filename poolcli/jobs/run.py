@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 RUN_MARKER = "record.json"
-MONTAGE_TILE = 256  # images.montage's default tile height; larger maps are subsampled there
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,9 @@ class RunJob(Job):
     nan: str = "error"  # images.load_image's NaN policy
     max_pixels: Optional[int] = None
     max_frames: Optional[int] = None
+    normalize: str = "per-map"  # the montage's scale: per-map or shared (per channel row)
+    zoom: Optional[str] = None  # the montage's zoom region "x,y,w,h"; None: chosen per input
+    html: bool = False  # report.html: only the report, not in options_key
     max_memory: Optional[int] = None  # bytes per input (None: half the memory available); not fingerprinted
 
     def options_key(self) -> dict[str, Any]:
@@ -74,7 +76,22 @@ class RunJob(Job):
             "max_pixels": self.max_pixels,
             "max_frames": self.max_frames,
             **files_key(self.stack),
+            # the montage's options, only when not the default (older markers stay valid)
+            **({"normalize": self.normalize} if self.normalize != "per-map" else {}),
+            **({"zoom": self.zoom} if self.zoom is not None else {}),
         }
+
+    def check(self) -> None:
+        """--zoom must be x,y,w,h; --html needs jinja2 (one line, exit 2)."""
+        from ..html import check_html
+        from ..images import parse_zoom
+
+        try:
+            parse_zoom(self.zoom)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if self.html:
+            check_html()
 
     def produce(self, item: InputItem, out_dir: Path) -> dict:
         return run_one(item, replace(self, out_dir=out_dir))
@@ -134,6 +151,10 @@ class RunJob(Job):
         save_json(out_dir / self.report_name, report)
         save_csv(out_dir / "shapes.csv", SHAPES_CSV_HEADER, shapes_csv_rows(records))
         outcome.written += [self.report_name, "shapes.csv"]
+        if self.html and not outcome.interrupted:
+            from ..html import write_run_html
+
+            outcome.written += write_run_html(out_dir, report)
         return report
 
 
@@ -217,8 +238,8 @@ def run_one(item: InputItem, opts: RunJob) -> dict:
     For each plain max-pooling stage (see :func:`unpool_geometry`) an unpool
     map is written too (``stageNN_<name>_unpool.npy`` and ``_unpool_c<k>.png``,
     the record's ``unpool_npy`` and ``unpool_png``) unless ``opts.unpool`` is
-    false; the montage shows it after the stage when it fits without
-    subsampling (at most 256 rows and 1024 columns).
+    false; the montage shows it after the stage (reduced with the block
+    maximum when large, so the kept values stay visible).
 
     Raises :class:`~poolcli.errors.InputError` for an unreadable image or one
     the stack cannot process (e.g. smaller than a pooling window).
@@ -238,7 +259,9 @@ def run_one(item: InputItem, opts: RunJob) -> dict:
     }
     if opts.montage:
         png = opts.out_dir / item.out_rel / "montage.png"
-        atomic_write_bytes(png, images.montage(source, panels))
+        names = input_channels(opts.color, source.shape[0])
+        atomic_write_bytes(png, images.montage(source, panels, normalize=opts.normalize, zoom=images.parse_zoom(opts.zoom),
+                                               channel_names=names))
         record["montage"] = png.relative_to(opts.out_dir).as_posix()
     return record
 
@@ -261,7 +284,8 @@ def write_stages(item: InputItem, computed: list[tuple], input_shape: tuple, opt
         return npy.relative_to(opts.out_dir).as_posix(), pngs
 
     stages = []
-    panels = []
+    panels: list[tuple] = []
+    names = input_channels(opts.color, input_shape[0])
     for index, stage, y, unpooled in computed:
         stem = f"stage{index:02d}_{safe_name(stage.name, 40)}"
         npy_rel, pngs = write_maps(stem, y)
@@ -275,11 +299,48 @@ def write_stages(item: InputItem, computed: list[tuple], input_shape: tuple, opt
             "png": pngs,
         }
         shape_txt = "x".join(str(v) for v in y.shape)
-        panels.append((f"{index}: {stage.name} {shape_txt}", y))
+        before = names
+        names = stage_channels(names, stage, y.shape[0])
         if unpooled is not None:
             rec["unpool_npy"], rec["unpool_png"] = write_maps(f"{stem}_unpool", unpooled)
-            if unpooled.shape[-2] <= MONTAGE_TILE and unpooled.shape[-1] <= 4 * MONTAGE_TILE:
-                # only where the montage shows it pixel for pixel: subsampled, a sparse map would lie
-                panels.append((f"{index}: unpool", unpooled))
+        panels += montage_panels(index, stage.name, shape_txt, y, names, unpooled, before)
         stages.append(rec)
     return stages, panels
+
+
+# ----------------------------------------------------------------------------- montage panels
+
+CHANNEL_NAMES = {1: ["gray"], 2: ["L", "A"], 3: ["R", "G", "B"], 4: ["R", "G", "B", "A"]}
+
+
+def input_channels(color: str, channels: int) -> list[str]:
+    """The names of the input's channels: gray, or R, G, B (and A with --color keep-alpha)."""
+    if color == "gray" or channels == 1:
+        return ["gray"]
+    return CHANNEL_NAMES.get(channels, [f"c{k}" for k in range(channels)])
+
+
+def stage_channels(names: list[str], stage, channels: int) -> list[str]:
+    """The names of a stage's output channels from its input's: a filter bank names its filters
+    (``sobel-x``, ``sobel-y``; ``R sobel-x`` ... on several input channels), a custom kernel ``c<k>``;
+    stages that keep the channel count keep the names."""
+    ops = [op.name for op in stage.ops]
+    if stage.kind == "filter" and len(ops) > 1 and channels == len(ops) * len(names):
+        if all(op == "conv" for op in ops):
+            return [f"c{k}" for k in range(channels)]
+        return [op if len(names) == 1 else f"{n} {op}" for op in ops for n in names]
+    if stage.kind == "filter" and len(names) == 1 and channels == 1 and ops[0] != "conv":
+        return [ops[0]]
+    if channels == len(names):
+        return names
+    return [f"c{k}" for k in range(channels)]
+
+
+def montage_panels(index: int, name: str, shape: str, y, names: list[str], unpooled, before: list[str]) -> list[tuple]:
+    """The montage panels of one stage: its maps, then, for a max stage, its unpool map (always: the
+    montage reduces it with the block maximum, so the kept values stay visible at any size)."""
+    panels = [(f"{index}: {name} {shape}", y, {"channels": names})]
+    if unpooled is not None:
+        ushape = "x".join(str(v) for v in unpooled.shape)
+        panels.append((f"{index}: unpool {ushape}", unpooled, {"channels": before, "unpool": True}))
+    return panels
