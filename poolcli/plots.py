@@ -1,9 +1,16 @@
-"""The invariance plot (matplotlib, the optional extra ``poolcli[plot]``).
+"""The invariance pictures (matplotlib, the optional extra ``poolcli[plot]``).
 
-What this module knows: how the records of an ``invariance`` run look as a
-figure (PNG bytes), and whether matplotlib is installed. Imports matplotlib
-lazily and nothing from poolcli; :mod:`poolcli.jobs.invariance` writes the file.
+What this module knows: how the records of an ``invariance`` run look as
+figures (PNG bytes), the fixed colour of each pooling method, and whether
+matplotlib is installed. Imports matplotlib (and NumPy) lazily and nothing
+from poolcli; :mod:`poolcli.jobs.invariance` writes the files.
 ``PLOT_HINT`` contains ``[plot]``: print it as plain text, not Rich markup.
+
+The palette (every picture, whatever the order of ``--compare``): max
+black-blue, avg orange, min grey, lp olive, blurpool green, blur light green,
+aps red, median purple, quantile pink, mixed brown, softpool cyan, stochastic
+gold, gem navy. A method with arguments (``blurpool(peer=kornia)``) takes its
+base method's colour and a dashed, dotted or dash-dot line.
 """
 
 from __future__ import annotations
@@ -12,6 +19,15 @@ import io
 from typing import Any
 
 PLOT_HINT = "install the plot extra for invariance.png: pip install 'poolcli[plot]'"
+
+#: One colour per pooling method (Tableau-like, colour-blind aware where possible).
+PALETTE = {
+    "max": "#1f3b73", "avg": "#ff7f0e", "min": "#7f7f7f", "lp": "#bcbd22", "blurpool": "#2ca02c",
+    "blur": "#98df8a", "aps": "#d62728", "median": "#9467bd", "quantile": "#e377c2", "mixed": "#8c564b",
+    "softpool": "#17becf", "stochastic": "#c9a100", "gem": "#000080",
+}
+OTHER = "#444444"
+VARIANT_STYLES = ("--", ":", "-.")
 
 
 def have_matplotlib() -> bool:
@@ -22,55 +38,185 @@ def have_matplotlib() -> bool:
     return True
 
 
-def invariance_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
-    """PNG bytes: ``equiv_rel_l2`` against shift, one line per method, one panel per stage.
+def method_style(method: str, methods: list[str]) -> tuple[str, str]:
+    """(colour, line style) of ``method``: its base method's colour; a variant with arguments a broken line.
 
-    Values are averaged over inputs when several are given.
+    >>> method_style("avg", ["max", "avg"]), method_style("blurpool(peer=kornia)", ["blurpool", "blurpool(peer=kornia)"])
+    (('#ff7f0e', '-'), ('#2ca02c', '--'))
     """
+    base = method.split("(", 1)[0].strip()
+    colour = PALETTE.get(base, OTHER)
+    if "(" not in method:
+        return colour, "-"
+    variants = sorted(m for m in methods if m.split("(", 1)[0].strip() == base and "(" in m)
+    return colour, VARIANT_STYLES[variants.index(method) % len(VARIANT_STYLES)]
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = list(dict.fromkeys(r["method"] for r in records))
-    # One panel per stage index; the methods differ only in their pooling stages.
-    first = {}
-    for r in records:
-        first.setdefault(r["stage"], r["spec"] if r["method"] == records[0]["method"] else r["stage_name"])
-    stages = sorted(first.items())
-    shifts = list(dict.fromkeys(tuple(r["shift"]) for r in records))
-    one_axis = all(dy == 0 for dy, _ in shifts) or all(dx == 0 for _, dx in shifts) or all(dy == dx for dy, dx in shifts)
-    xs = [max(dy, dx, key=abs) if one_axis else i for i, (dy, dx) in enumerate(shifts)]
-    n = len(stages)
-    cols = min(n, 4)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False, sharey=True)
-    cell: dict[tuple, list[float]] = {}
-    for r in records:
-        if r["equiv_rel_l2"] is not None:
-            cell.setdefault((r["method"], r["stage"], tuple(r["shift"])), []).append(r["equiv_rel_l2"])
-    for k, (index, spec) in enumerate(stages):
-        ax = axes[k // cols][k % cols]
-        for method in methods:
-            ys = []
-            for s in shifts:
-                vs = cell.get((method, index, s), [])
-                ys.append(sum(vs) / len(vs) if vs else float("nan"))
-            ax.plot(xs, ys, marker="o", label=method)
-        pooled = len({r["stage_name"] for r in records if r["stage"] == index}) > 1
-        ax.set_title(f"stage {index}: " + ("pooling (per method)" if pooled else spec), fontsize=8)
-        ax.set_xlabel("shift (px)" if one_axis else "shift (dy,dx)")
-        if not one_axis:
-            ax.set_xticks(xs, [f"{dy},{dx}" for dy, dx in shifts], rotation=60, fontsize=6)
-        ax.grid(alpha=0.3)
-    for k in range(n, rows * cols):
-        axes[k // cols][k % cols].axis("off")
-    axes[0][0].set_ylabel("equiv_rel_l2")
-    axes[0][0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    return plt
+
+
+def _png(fig) -> bytes:
+    plt = _pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def _facts(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Methods, stages, shifts, per-(method, stage, shift) values over inputs, the stages always at 0."""
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    stages: dict[int, str] = {}
+    for r in records:
+        stages.setdefault(r["stage"], r["spec"] if r["method"] == records[0]["method"] else r["stage_name"])
+    shifts = list(dict.fromkeys(tuple(r["shift"]) for r in records))
+    cell: dict[tuple, list[float]] = {}
+    for r in records:
+        if r["equiv_rel_l2"] is not None:
+            cell.setdefault((r["method"], r["stage"], tuple(r["shift"])), []).append(r["equiv_rel_l2"])
+    zero = [s for s in stages if all(v == 0 for (m, st, sh), vs in cell.items() if st == s for v in vs)]
+    pooled = {s for s in stages if len({r["stage_name"] for r in records if r["stage"] == s}) > 1}
+    worst = max((r for r in records if r["equiv_rel_l2"] is not None), key=lambda r: r["equiv_rel_l2"], default=None)
+    inputs = list(dict.fromkeys(r.get("input", "") for r in records))
+    return {"methods": methods, "stages": sorted(stages.items()), "shifts": shifts, "cell": cell, "zero": zero,
+            "pooled": pooled, "worst": worst, "n": len(inputs)}
+
+
+def _caption(f: dict[str, Any], band: str) -> str:
+    lines = []
+    if f["n"] > 1:
+        lines.append(f"mean over n={f['n']} images; band: {band} over the images")
+    w = f["worst"]
+    if w is not None and f["n"] > 1:
+        lines.append(f"worst image: {w.get('input', '?')} ({w['method']}, stage {w['stage']}, shift "
+                     f"{w['shift'][0]},{w['shift'][1]}: {w['equiv_rel_l2']:.3g})")
+    if f["zero"]:
+        names = ", ".join(f"{s} ({dict(f['stages'])[s]})" for s in f["zero"])
+        lines.append(f"not drawn: stage {names}: error 0 at every shift for every method")
+    return "\n".join(lines)
+
+
+def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = "min-max") -> bytes:
+    """PNG bytes: ``equiv_rel_l2`` against shift, one panel per stage, one line per method in its colour.
+
+    Several images: the mean per method with a band (``"min-max"`` or ``"std"``: +-1 standard deviation)
+    and n in the title. Shifts over a (dy, dx) grid: heat maps, see :func:`grid_plot`. Stages whose
+    error is 0 at every shift are left out, and the caption says so.
+    """
+    import numpy as np
+
+    f = _facts(records)
+    if not _one_axis(f["shifts"]):
+        return grid_plot(records, title)
+    plt = _pyplot()
+    stages = [(i, s) for i, s in f["stages"] if i not in f["zero"]] or f["stages"][-1:]
+    xs = [max(dy, dx, key=abs) for dy, dx in f["shifts"]]
+    cols = min(len(stages), 4)
+    rows = -(-len(stages) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.0 * rows + 0.6), squeeze=False, sharey=True)
+    for k, (index, spec) in enumerate(stages):
+        ax = axes[k // cols][k % cols]
+        for method in f["methods"]:
+            colour, style = method_style(method, f["methods"])
+            vals = [np.array(f["cell"].get((method, index, s), [np.nan]), dtype=float) for s in f["shifts"]]
+            mean = np.array([v.mean() for v in vals])
+            ax.plot(xs, mean, marker="o", ms=3, color=colour, linestyle=style, label=method)
+            if f["n"] > 1:
+                if band == "std":
+                    lo, hi = mean - [v.std() for v in vals], mean + [v.std() for v in vals]
+                else:
+                    lo, hi = [v.min() for v in vals], [v.max() for v in vals]
+                ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, linewidth=0)
+        ax.set_title(f"stage {index}: " + ("pooling (per method)" if index in f["pooled"] else spec), fontsize=8)
+        ax.set_xlabel("shift (px)")
+        ax.grid(alpha=0.3)
+    for k in range(len(stages), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    axes[0][0].set_ylabel("equiv_rel_l2" + (" (mean)" if f["n"] > 1 else ""))
+    axes[0][0].legend(fontsize=7)
+    head = title + (f"  (n={f['n']} images)" if f["n"] > 1 else "")
+    if head:
+        fig.suptitle(head, fontsize=9)
+    caption = _caption(f, "+-1 std" if band == "std" else "min-max")
+    if caption:
+        fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", color="#333")
+    fig.tight_layout(rect=(0, 0.03 * (caption.count("\n") + 1) if caption else 0, 1, 1))
+    return _png(fig)
+
+
+def _one_axis(shifts) -> bool:
+    return all(dy == 0 for dy, _ in shifts) or all(dx == 0 for _, dx in shifts) or all(dy == dx for dy, dx in shifts)
+
+
+def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
+    """PNG bytes: heat maps of the mean ``equiv_rel_l2`` over (dy, dx), one row per method, one column per stage."""
+    import numpy as np
+
+    f = _facts(records)
+    plt = _pyplot()
+    stages = [(i, s) for i, s in f["stages"] if i not in f["zero"]] or f["stages"][-1:]
+    dys = sorted({dy for dy, _ in f["shifts"]})
+    dxs = sorted({dx for _, dx in f["shifts"]})
+    vmax = max((max(v) for v in f["cell"].values() if v), default=1.0) or 1.0
+    rows, cols = len(f["methods"]), len(stages)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(6.0, 2.4 * cols + 1.5), 2.2 * rows + 1.0), squeeze=False)
+    im = None
+    for r, method in enumerate(f["methods"]):
+        for c, (index, spec) in enumerate(stages):
+            grid = np.full((len(dys), len(dxs)), np.nan)
+            for (dy, dx) in f["shifts"]:
+                vs = f["cell"].get((method, index, (dy, dx)))
+                if vs:
+                    grid[dys.index(dy), dxs.index(dx)] = float(np.mean(vs))
+            ax = axes[r][c]
+            im = ax.imshow(grid, cmap="magma", vmin=0, vmax=vmax, origin="upper")
+            ax.set_xticks(range(len(dxs)), dxs, fontsize=6)
+            ax.set_yticks(range(len(dys)), dys, fontsize=6)
+            ax.set_title(f"{method}, stage {index}", fontsize=7, color=method_style(method, f["methods"])[0])
+            if c == 0:
+                ax.set_ylabel("dy", fontsize=7)
+            if r == rows - 1:
+                ax.set_xlabel("dx", fontsize=7)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="equiv_rel_l2" + (" (mean)" if f["n"] > 1 else ""))
+    head = title + (f"  (n={f['n']} images)" if f["n"] > 1 else "")
+    if head:
+        fig.suptitle(head, fontsize=9)
+    caption = _caption(f, "none")
+    if caption:
+        fig.text(0.01, 0.005, caption.replace("band: none over the images", ""), fontsize=7, color="#333")
+    return _png(fig)
+
+
+def difference_plot(rows: list[dict[str, Any]], title: str = "") -> bytes:
+    """PNG bytes: per method, ``f(x)`` beside ``|f(Tx) - S f(x)|`` at its worst shift (where aliasing is).
+
+    ``rows``: dicts with ``method``, ``stage`` (index and spec text), ``shift``, ``offset``, ``error``
+    (equiv_rel_l2), ``fx`` and ``diff`` (2-D arrays, first channel).
+    """
+    plt = _pyplot()
+    n = max(1, len(rows))
+    fig, axes = plt.subplots(n, 2, figsize=(7.2, 3.0 * n + 0.5), squeeze=False)
+    for r, row in enumerate(rows):
+        colour = method_style(row["method"], [x["method"] for x in rows])[0]
+        a, b = axes[r]
+        a.imshow(row["fx"], cmap="gray", interpolation="nearest")
+        a.set_title(f"{row['method']}: f(x), stage {row['stage']}", fontsize=8, color=colour)
+        im = b.imshow(row["diff"], cmap="magma", interpolation="nearest", vmin=0)
+        dy, dx = row["shift"]
+        b.set_title(f"|f(Tx) - S f(x)| at shift {dy},{dx} (equiv_rel_l2 {row['error']:.3g})", fontsize=8)
+        fig.colorbar(im, ax=b, shrink=0.8)
+        for ax in (a, b):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if not rows:
+        axes[0][0].text(0.5, 0.5, "error 0 at every shift for every method", ha="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _png(fig)

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 INVARIANCE_MARKERS = "invariance-records"
+DIFFERENCE_MAPS = "invariance-maps"  # per input, with the plot extra: |f(Tx) - S f(x)| at the worst shift
 
 NOTES = {
     "circular": "circular: shifts are np.roll; every padding and boundary in the stack was made circular (filters "
@@ -72,6 +73,7 @@ class InvarianceJob(Job):
     max_frames: int | None = None
     max_memory: int | None = None  # bytes per input (None: half the memory available); not fingerprinted
     plot: bool = True  # only the report: not in options_key
+    html: bool = False  # report.html: only the report, not in options_key
 
     def options_key(self) -> dict[str, Any]:
         return {
@@ -89,9 +91,16 @@ class InvarianceJob(Job):
 
     def check(self) -> None:
         method_stacks(self)  # an unknown method is a usage error now, not a failure per input
+        if self.html:
+            from ..html import check_html
+
+            check_html()
 
     def produce(self, item: InputItem, out_dir: Path) -> list[dict]:
-        return invariance_one(item, self)
+        records = invariance_one(item, self)
+        if self.plot and records:
+            write_differences(item, self, out_dir, records)
+        return records
 
     @classmethod
     def marker_path(cls, out_dir: Path, item: InputItem) -> Path:
@@ -119,7 +128,24 @@ class InvarianceJob(Job):
         outcome.written += [self.report_name, "invariance.csv", "invariance_aggregates.csv"]
         if self.plot and records and not outcome.interrupted:
             self.write_plot(outcome, records)
+        if self.html and not outcome.interrupted:
+            self.write_html(outcome, report)
         return report
+
+    def write_html(self, outcome: JobOutcome, report: dict[str, Any]) -> None:
+        """report.html: the tables, the pictures, one page per input beside its marker."""
+        from ..html import write_invariance_html
+
+        out_dir = outcome.out_dir
+        pictures = [{"title": "equiv_rel_l2 per method, stage and shift", "path": "invariance.png"}]
+        pictures = [p for p in pictures if (out_dir / p["path"]).is_file()]
+        markers, diffs = {}, {}
+        for item in outcome.items:
+            rel = item.out_rel.as_posix()
+            markers[item.label] = f"{INVARIANCE_MARKERS}/{rel}.html"
+            if (out_dir / DIFFERENCE_MAPS / f"{rel}.png").is_file():
+                diffs[item.label] = f"{DIFFERENCE_MAPS}/{rel}.png"
+        outcome.written += write_invariance_html(out_dir, report, pictures, diffs, markers)
 
     def report(self, outcome: JobOutcome) -> dict[str, Any]:
         """The invariance.json document."""
@@ -260,3 +286,52 @@ def invariance_one(item: InputItem, opts: InvarianceJob) -> list[dict]:
     except ValueError as exc:
         raise InputError(item.path, str(exc)) from None
     return records
+
+
+def difference_rows(item: InputItem, opts: InvarianceJob, records: list[dict]) -> list[dict]:
+    """Per method, at its worst (stage, shift): ``f(x)`` and ``|f(Tx) - S f(x)|`` (first channel), recomputed
+    for that shift only; methods whose error is 0 at every shift are left out."""
+    import numpy as np
+
+    from ..invariance import circular_shift, crop_pair
+    from ..stack import apply_stack
+
+    x = load_input(item, opts)
+    stacks = method_stacks(opts)
+    circular = opts.shift_mode == "circular"
+    rows = []
+    for method, st in stacks:
+        mine = [r for r in records if r["method"] == method and r["equiv_rel_l2"]]
+        if not mine:
+            continue
+        w = max(mine, key=lambda r: r["equiv_rel_l2"])
+        dy, dx = w["shift"]
+        with np.errstate(all="ignore"):
+            if circular:
+                base = crop_to_stride(x, stacks)
+                tx = circular_shift(base, dy, dx)
+            else:
+                m = max(max(abs(a), abs(b)) for a, b in opts.shifts)
+                base, tx = crop_pair(x, 0, 0, m)[0], crop_pair(x, dy, dx, m)[1]
+            fx = apply_stack(base, st)[w["stage"] - 1][0]
+            ftx = apply_stack(tx, st)[w["stage"] - 1][0]
+            offset = w.get("equiv_offset") or [0, 0]
+            moved = np.roll(fx, tuple(offset), axis=(-2, -1))
+            if moved.shape != ftx.shape:
+                continue
+            diff = np.abs(ftx - moved)
+        rows.append({"method": method, "stage": f"{w['stage']} ({w['stage_name']})", "shift": (dy, dx),
+                     "error": w["equiv_rel_l2"], "fx": fx, "diff": diff})
+    return rows
+
+
+def write_differences(item: InputItem, opts: InvarianceJob, out_dir: Path, records: list[dict]) -> None:
+    """``invariance-maps/<input>.png``: where in the image a shift changes each method's map (plot extra)."""
+    from ..plots import difference_plot, have_matplotlib
+
+    if not have_matplotlib():
+        return
+    rows = difference_rows(item, opts, records)
+    rel = item.out_rel
+    png = difference_plot(rows, title=f"{item.label}: where a shift changes the map ({opts.shift_mode})")
+    atomic_write_bytes(out_dir / DIFFERENCE_MAPS / rel.with_name(rel.name + ".png"), png)
