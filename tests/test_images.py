@@ -554,25 +554,77 @@ def test_montage_grows_with_panels():
     assert np.all(steps == steps[0])  # identical panels, identical width steps
 
 
+def _runs(row: np.ndarray, value: int) -> list[int]:
+    """Lengths of the runs of ``value`` in a 1-D uint8 row."""
+    out, n = [], 0
+    for v in row:
+        if v == value:
+            n += 1
+        elif n:
+            out.append(n)
+            n = 0
+    return out + ([n] if n else [])
+
+
+def _count(arr: np.ndarray, rgb) -> int:
+    return int(np.all(arr == rgb, axis=-1).sum())
+
+
+def test_montage_tiles_keep_relative_scale():
+    """An 8x8 input drawn 8x is 64x64 px; its 4x4 pooled map at the same scale 32x32 px, never larger."""
+    x = np.full((1, 8, 8), 0.1, dtype=np.float32)  # constant: drawn at its value, gray 26 (darker than any text)
+    pooled = np.full((1, 4, 4), 0.1, dtype=np.float32)
+    alone = np.asarray(_open_png(montage(x, [], height=64)))
+    both = np.asarray(_open_png(montage(x, [("1: max 1x4x4", pooled)], height=64)))
+    assert _count(alone, (26, 26, 26)) >= 64 * 64  # (the colour bar may hold that gray too)
+    assert _count(both, (26, 26, 26)) - _count(alone, (26, 26, 26)) == 32 * 32
+
+
 def test_montage_blocks_are_nearest_neighbour():
-    x = np.zeros((1, 2, 8), dtype=np.float32)  # wide enough to be wider than its label
+    x = np.zeros((1, 4, 4), dtype=np.float32)
     x[0, 0, 0] = 1.0
-    im = _open_png(montage(x, [], height=64))
-    arr = np.asarray(im)
-    assert im.height > 64 and im.width == 2 * 10 + 8 * 32 + 2
-    # The top-left 32x32 block of the map is white, its neighbour black.
-    margin = 10 + 1
-    assert (arr[margin : margin + 32, margin : margin + 32] == 255).all()
-    assert (arr[margin : margin + 32, margin + 32 : margin + 64] == 0).all()
+    arr = np.asarray(_open_png(montage(x, [], height=64)))  # 16x per pixel
+    dark = np.asarray(_open_png(montage(np.zeros_like(x), [], height=64)))
+    assert _count(dark, (0, 0, 0)) - _count(arr, (0, 0, 0)) == 16 * 16  # one pixel: one 16x16 block
 
 
-def test_montage_channels_stacked_and_cut():
-    x = RNG.random((1, 16, 16)).astype(np.float32)
-    one = _open_png(montage(x, [("a", RNG.random((1, 8, 8)))], height=32))
-    four = _open_png(montage(x, [("b", RNG.random((4, 8, 8)))], height=32, max_channels=4))
-    ten = _open_png(montage(x, [("c", RNG.random((10, 8, 8)))], height=32, max_channels=4))
-    assert four.height > one.height
-    assert ten.height == four.height  # cut at max_channels
+def test_montage_constant_1x1_map_is_drawn_at_its_value():
+    x = np.array([[[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 0.9]]], dtype=np.float32)
+    none = np.asarray(_open_png(montage(x, [], height=60)))
+    brightest = np.asarray(_open_png(montage(x, [("1: max 1x1x1", x.max(axis=(1, 2), keepdims=True))], height=60)))
+    darkest = np.asarray(_open_png(montage(x, [("1: min 1x1x1", x.min(axis=(1, 2), keepdims=True))], height=60)))
+    black = _count(none, (0, 0, 0))  # the input's 0.1 block (20x20 px) and the colour bar's end
+    assert _count(brightest, (0, 0, 0)) == black  # the 1x1 maximum is white, not black
+    assert _count(darkest, (0, 0, 0)) == black + 20 * 20  # the 1x1 minimum is black: 20x20 px, the input's scale
+
+
+def test_montage_shared_normalize_and_channel_names():
+    x = RNG.random((1, 64, 64)).astype(np.float32)
+    maps = np.stack([x[0], 10 * x[0]])
+    per = _open_png(montage(x, [("1: bank 2x64x64", maps, {"channels": ["sobel-x", "sobel-y"]})], height=64))
+    shared = _open_png(montage(x, [("1: bank 2x64x64", maps, {"channels": ["sobel-x", "sobel-y"]})], height=64,
+                               normalize="shared"))
+    assert shared.height > per.height  # a colour bar per channel row
+    with pytest.raises(ValueError, match="normalize must be one of per-map, shared"):
+        montage(x, [], normalize="global")
+
+
+def test_montage_zoom_row_on_large_inputs_and_bounded_size():
+    x = RNG.random((1, 1411, 1411)).astype(np.float32)
+    pooled = x.reshape(1, 1411, 1411)[:, :1410, :1410].reshape(1, 705, 2, 705, 2).max(axis=(2, 4))
+    small = _open_png(montage(x[:, :200, :200], [("p", pooled[:, :100, :100])]))
+    big = _open_png(montage(x, [("1: max 1x705x705", pooled), ("1: unpool", x, {"unpool": True})]))
+    assert big.height > small.height  # the zoom row
+    assert big.width < 2000 and big.height < 1200
+    forced = _open_png(montage(x, [("p", pooled)], zoom=(10, 10, 32, 32)))
+    assert forced.size == big.size or forced.height > 256
+
+
+def test_montage_wraps_into_bands():
+    x = RNG.random((1, 200, 200)).astype(np.float32)
+    panels = [(f"{i}: relu 1x200x200", x) for i in range(12)]
+    im = _open_png(montage(x, panels))
+    assert im.width <= 1800 and im.height > 2 * 200
 
 
 @pytest.mark.parametrize(
@@ -591,9 +643,9 @@ def test_montage_rgb_input_is_colour():
     x = np.zeros((3, 4, 40), dtype=np.float32)
     x[0] = 1.0  # pure red
     x[1, 0, 0] = 0.5
-    arr = np.asarray(_open_png(montage(x, [], height=64)))  # scaled 6x: 24x240
-    pixel = arr[11 + 23, 11 + 239]  # bottom-right of the input map
-    assert tuple(pixel) == (255, 0, 0)
+    arr = np.asarray(_open_png(montage(x, [], height=64)))
+    red = np.all(arr == (255, 0, 0), axis=-1)
+    assert red.sum() >= 4 * 39 * 9  # the input, enlarged 3x (at most 2 x 64 px wide): nearly all pure red
 
 
 @pytest.mark.parametrize(
