@@ -201,3 +201,42 @@ def test_resume_redoes_inputs_when_a_kernel_file_changes(tmp_path):
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["summary"]["resumed"] == 0 and report["summary"]["processed"] == 1
     np.testing.assert_array_equal(np.load(next((tmp_path / "o").rglob("stage01_conv.npy"))), 2 * first)
+
+
+# ----------------------------------------------------------------------------- one run per folder
+
+
+def _listing(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("again", [["--force"], ["--resume"]])
+def test_a_rerun_with_another_stack_leaves_exactly_the_files_the_report_lists(tmp_path, again):
+    out = tmp_path / "o"
+    assert poolcli("run", SAMPLES / "scene.png", "-o", out, "-q", "--stack", "sobel | max(2)").returncode == 0
+    assert poolcli("run", SAMPLES / "scene.png", "-o", out, "-q", "--stack", "sobel | avg(2)", *again).returncode == 0
+    report = json.loads((out / "report.json").read_text())
+    (rec,) = report["inputs"]
+    listed = {"record.json", "montage.png"}
+    for s in rec["stages"]:
+        listed |= {Path(s["npy"]).name, *(Path(p).name for p in s["png"])}
+    assert _listing(out / rec["out_dir"]) == listed
+    assert not [p for p in out.iterdir() if p.name.startswith(".poolcli")]
+
+
+def test_a_second_concurrent_run_on_the_same_out_refuses(tmp_path):
+    proc = _long_run(tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "o" / ".poolcli.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "-q", "--force")
+        assert proc.poll() is None, "the first run ended before the second started"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert r.returncode == 1
+    assert "in use by another poolcli run" in one_line(r.stderr)
+    # the first run was killed (-9): its lock is stale and a new run takes it over
+    r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "-q", "--force")
+    assert r.returncode == 0, r.stderr

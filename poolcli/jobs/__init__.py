@@ -26,12 +26,13 @@ Not the job modules: import them yourself (``from poolcli.jobs.run import RunJob
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from ..batch import Discovery, previous_outputs, scan
-from ..errors import PoolcliError, UsageError
+from ..errors import OutputError, PoolcliError, UsageError
 from ..report import printable
 
 
@@ -95,9 +96,54 @@ def execute(
     after the last input, while the reports are written, is raised as
     ``KeyboardInterrupt`` once they are complete.
     """
+    out_dir, found = prepare(job, paths, out, batch)
+    with lock_out(out_dir):
+        return _run_locked(job, out_dir, found, batch, progress, debug)
+
+
+LOCK_NAME = ".poolcli.lock"
+
+
+class OutLocked(OutputError):
+    """Another poolcli run writes into the same --out (exit 1)."""
+
+
+@contextlib.contextmanager
+def lock_out(out_dir: Path) -> Iterator[None]:
+    """One writer per ``--out``: an advisory lock (``fcntl.flock``) on ``<out>/.poolcli.lock``.
+
+    The file says who holds it (pid and host). The kernel drops the lock when
+    its process dies, so a lock left by a killed run is stale and taken over.
+    The file is removed when the run ends.
+    """
+    import fcntl
+    import socket
+
+    path = out_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            raise OutLocked(f"--out {out_dir} is in use by another poolcli run ({holder}); wait for it, or use "
+                            "another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        try:
+            yield
+        finally:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def _run_locked(job: Job, out_dir: Path, found: Discovery, batch: BatchArgs, progress, debug: bool) -> JobOutcome:
     from .._threads import set_num_threads
 
-    out_dir, found = prepare(job, paths, out, batch)
     items = found.items
     workers, threads = thread_count(batch, len(items))
     # Set before the worker processes fork, so that they inherit it; several

@@ -17,6 +17,10 @@ numpy, :mod:`poolcli.images`, :mod:`poolcli.pooling` (unpool maps) and
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -94,7 +98,22 @@ class RunJob(Job):
             check_html()
 
     def produce(self, item: InputItem, out_dir: Path) -> dict:
-        return run_one(item, replace(self, out_dir=out_dir))
+        """One input's outputs. An input folder left by an earlier run (``--force``, or ``--resume`` of a
+        mismatched input) is replaced whole: the new set is written beside it, swapped in, the old one
+        removed, so the folder never mixes two runs' files."""
+        folder = out_dir / item.out_rel
+        if not folder.exists():
+            return run_one(item, replace(self, out_dir=out_dir))
+        staging = Path(tempfile.mkdtemp(prefix=".poolcli-new-", dir=out_dir))
+        try:
+            record = run_one(item, replace(self, out_dir=staging))
+            old = Path(tempfile.mkdtemp(prefix=".poolcli-old-", dir=out_dir))
+            os.replace(folder, old / "x")
+            os.replace(staging / item.out_rel, folder)
+            shutil.rmtree(old, ignore_errors=True)
+            return record
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     @classmethod
     def marker_path(cls, out_dir: Path, item: InputItem) -> Path:
