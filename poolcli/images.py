@@ -289,9 +289,13 @@ def input_shape(path: str | os.PathLike[str], color: str = "gray") -> tuple[int,
     For refusing, in a second, a stack that would not fit in memory.
     """
     try:
-        with Image.open(path) as im:
-            bands = len(im.getbands())
-            w, h = im.size
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would block or never end
+            return None
+        with warnings.catch_warnings():  # Pillow's noise (corrupt EXIF, ...): load_image reports what matters
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                bands = len(im.getbands())
+                w, h = im.size
     except Exception:  # unreadable: load_image says why
         return None
     return (1 if color == "gray" else max(1, bands)), h, w
