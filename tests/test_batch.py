@@ -293,11 +293,11 @@ def _small_pipe() -> tuple[int, int, int]:
     """(read end, write end, capacity) of a pipe made as small as the kernel allows (one page)."""
     import fcntl
 
+    import contextlib
+
     r, w = os.pipe()
-    try:
+    with contextlib.suppress(OSError):  # else the default capacity (64 KiB): more inputs below
         fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
-    except OSError:  # the default capacity then (64 KiB): more inputs below
-        pass
     return r, w, fcntl.fcntl(w, getattr(fcntl, "F_GETPIPE_SZ", 1032))
 
 
