@@ -18,8 +18,8 @@ Completion markers (what ``--resume`` trusts)
 Each input of a job has one marker file (``job.marker_path(out, item)``)
 holding ``job.marker_record(fingerprint, result)``; the fingerprint is a
 SHA-256 of the poolcli version, the job's ``options_key()`` (every option
-that changes an output), the input's path, size and mtime, and its output
-folder. A marker is deleted before an input's outputs are rewritten and
+that changes an output), the input's path, size, mtime and content (SHA-256),
+and its output folder. A marker is deleted before an input's outputs are rewritten and
 written (atomically) after the last of them, so it exists only beside a
 complete set of outputs of exactly these options. :func:`load_marker` trusts
 one only when the fingerprint matches, ``job.result_from_marker`` accepts
@@ -45,6 +45,7 @@ __all__ = [
     "discover",
     "scan",
     "fingerprint",
+    "content_digest",
     "options_key",
     "marker_path",
     "load_marker",
@@ -81,6 +82,7 @@ class InputItem:
     path: Path  # the file to read
     out_rel: Path  # its output folder, relative to --out
     display: str = ""  # the path as reports show it (default: str(path))
+    error: str = ""  # set by the scan for what is known to fail (a folder it cannot read): the input's reason
 
     @property
     def label(self) -> str:
@@ -94,6 +96,10 @@ class Discovery:
     items: list[InputItem]
     skipped: int = 0  # files in folders that are not images (or do not match --glob)
     folders: bool = False  # at least one PATH was a folder
+
+
+def _unreadable(exc: OSError) -> str:
+    return "folder cannot be read (" + (exc.strerror or type(exc).__name__).lower() + ")"
 
 
 def _out_name(name: str) -> str:
@@ -119,11 +125,15 @@ def _image_files(
     globs: Sequence[str] | None,
     seen: set[tuple[int, int]],
     skipped: list[int],
-) -> Iterator[Path]:
-    """Files under ``root`` in sorted order; folders reached twice (symlink loops) are walked once."""
+) -> Iterator[tuple[Path, str]]:
+    """``(file, "")`` under ``root`` in sorted order; folders reached twice (symlink loops) are walked once.
+
+    A folder that cannot be listed (permissions) is yielded as ``(folder, reason)``: it becomes an input
+    that fails with that reason, counted and reported, instead of vanishing from the batch.
+    """
     from .images import IMAGE_EXTENSIONS
 
-    def walk(folder: Path, rel: str) -> Iterator[Path]:
+    def walk(folder: Path, rel: str) -> Iterator[tuple[Path, str]]:
         try:
             st = folder.stat()
         except OSError:
@@ -135,7 +145,8 @@ def _image_files(
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            yield folder, _unreadable(exc)
             return
         for e in entries:
             p = Path(e.path)
@@ -148,7 +159,7 @@ def _image_files(
                 if recursive:
                     yield from walk(p, r + "/")
             elif _matches(r, e.name, globs, IMAGE_EXTENSIONS):
-                yield p
+                yield p, ""
             else:
                 skipped[0] += 1
 
@@ -193,26 +204,35 @@ def scan(
         if p.is_dir():
             folders = True
             prefix = Path(_out_name(p.resolve().name or "root")) if several else Path()
-            for f in _image_files(p, recursive, globs, seen, skipped):
+            for f, error in _image_files(p, recursive, globs, seen, skipped):
                 rel = f.relative_to(p)
                 parts = [_out_name(part) for part in rel.parts]
-                items.append(InputItem(f, prefix.joinpath(*parts)))
+                if not parts:  # the folder given itself cannot be read
+                    parts = [] if several else [_out_name(p.resolve().name or "root")]
+                items.append(InputItem(f, prefix.joinpath(*parts), error=error))
         else:
             items.append(InputItem(p, Path(_out_name(p.name))))
-    # Two inputs never share an output folder (compared case-insensitively).
+    return Discovery(_distinct(items), skipped[0], folders)
+
+
+def _distinct(items: list[InputItem]) -> list[InputItem]:
+    """Two inputs never share an output folder (compared case-insensitively), and no input's folder is a
+    folder another input's folder lies in (``x.png`` beside a folder ``x_png/``): an input's folder is
+    replaced whole by a later run, so it must hold that input alone."""
+    parents = {anc.as_posix().lower() for it in items for anc in it.out_rel.parents if anc != Path(".")}
     used: set[str] = set()
     unique = []
     for it in items:
         rel = it.out_rel
         key = rel.as_posix().lower()
         n = 2
-        while key in used:
+        while key in used or key in parents:
             rel = it.out_rel.with_name(f"{it.out_rel.name}-{n}")
             key = rel.as_posix().lower()
             n += 1
         used.add(key)
-        unique.append(InputItem(it.path, rel))
-    return Discovery(unique, skipped[0], folders)
+        unique.append(InputItem(it.path, rel, error=it.error))
+    return unique
 
 
 def discover(paths: list[Path], recursive: bool = True, globs: Sequence[str] | None = None) -> list[InputItem]:
@@ -228,21 +248,50 @@ def options_key(job: Any) -> dict[str, Any]:
     return job.options_key()
 
 
+def content_digest(path: str | os.PathLike[str]) -> tuple[int, str] | None:
+    """``(size, SHA-256)`` of a regular file's bytes; None for what is not one or cannot be read."""
+    import stat
+
+    try:
+        with open(path, "rb", buffering=0) as f:  # a FIFO opens (O_RDONLY blocks) only after the check below
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            h = hashlib.sha256()
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+            return st.st_size, h.hexdigest()
+    except OSError:
+        return None
+
+
 def fingerprint(item: InputItem, key: dict[str, Any]) -> str | None:
-    """SHA-256 of version, options, the input's path/size/mtime and output folder; None if unreadable."""
+    """SHA-256 of version, options, the input's path, size, mtime, content and output folder; None if unreadable.
+
+    The input's bytes are hashed too: an image rewritten in place is redone by ``--resume`` even when its
+    size and mtime were kept (``cp -p``, ``touch -r``).
+    """
     from . import __version__
+
+    import stat
 
     try:
         st = os.stat(item.path)
     except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):  # never open a FIFO or a device
+        return None
+    digest = content_digest(item.path)
+    if digest is None or item.error:
         return None
     doc = {
         "poolcli_version": __version__,
         "options": key,
         "input": os.path.abspath(item.path),
         "label": item.label,
-        "size": st.st_size,
+        "size": digest[0],
         "mtime_ns": st.st_mtime_ns,
+        "sha256": digest[1],
         "out_rel": item.out_rel.as_posix(),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -180,8 +180,10 @@ COMMON = (STACK_OPTIONS, FILTER_OPTIONS, POOL_OPTIONS, LOAD_OPTIONS, BATCH_OPTIO
 
 PATHS = Opt(
     "paths",
+    # readable=False: an unreadable file or folder is a failure of that input (exit 1, the batch goes on),
+    # not a usage error that stops the batch before it starts.
     Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, TIFF, BMP, GIF, WebP, ...) or folders of them.",
-                                         show_default=False)],
+                                         show_default=False, readable=False)],
     inspect.Parameter.empty,
 )
 

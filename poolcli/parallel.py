@@ -289,8 +289,14 @@ def _pooled(fn: Callable[..., dict], args: tuple) -> dict:
 _PRELOAD = ("poolcli.batch", "poolcli.images", "poolcli.stack", "poolcli.invariance", "poolcli.parallel")
 
 
-def process_one(job: Any, item: InputItem, fp: str | None, out_dir: Path) -> dict:
-    """The task of one input, for any executor: ``job.process(item, fp, out_dir)`` (module-level: picklable)."""
+def process_one(job: Any, item: InputItem, fp: str | dict | None, out_dir: Path) -> dict:
+    """The task of one input, for any executor: ``job.process(item, fp, out_dir)`` (module-level: picklable).
+
+    ``fp`` may be the job's options key (a dict): the worker then computes the fingerprint itself, so the
+    input's bytes are hashed where they are read, in parallel, not all up front in the main process.
+    """
+    if isinstance(fp, dict):
+        fp = fingerprint(item, fp)
     return job.process(item, fp, out_dir)
 
 
@@ -302,9 +308,13 @@ def start_method() -> str:
 
 
 def _bounded(
-    submit: Callable, wait_one: Callable, jobs: Iterator, limit: int, pending: dict[Any, int]
+    submit: Callable, wait_one: Callable, jobs: Iterator, limit: int, pending: dict[Any, int],
+    result: Callable[[Any], dict] = lambda fut: fut.result(),
 ) -> Iterator[tuple[int, dict]]:
-    """Keep at most ``limit`` jobs in flight (in ``pending``); yield ``(index, outcome)`` as they complete."""
+    """Keep at most ``limit`` jobs in flight (in ``pending``); yield ``(index, outcome)`` as they complete.
+
+    A future whose ``result`` raises stays in ``pending`` (the caller sees what was lost).
+    """
 
     def fill() -> None:
         while len(pending) < limit:
@@ -317,27 +327,60 @@ def _bounded(
     fill()
     while pending:
         for fut in wait_one(pending):
-            index = pending.pop(fut)
-            yield index, fut.result()
+            index = pending[fut]
+            outcome = result(fut)
+            del pending[fut]
+            yield index, outcome
         fill()
 
 
+def _lost(exc: BaseException) -> dict:
+    """The outcome of a task whose worker was lost (Dask: KilledWorker, a worker's connection closed, ...)."""
+    return {"ok": False, "error": f"worker lost ({type(exc).__name__}: {str(exc)[:160]})"}
+
+
+def _death(procs: Sequence[Any]) -> str:
+    """How a pool's worker died, from the exit codes of its processes: ``killed by SIGKILL`` or ``exited``."""
+    for p in procs:
+        code = getattr(p, "exitcode", None)
+        if code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"killed by {name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+    return "died"
+
+
 class _Pool:
+    """A process pool that survives a worker lost to a signal or the OOM killer (``BrokenProcessPool``).
+
+    The inputs in flight when a worker died are run again once, each alone in
+    a fresh one-worker pool (so a second death names its input); an input
+    that kills its worker twice fails with the reason, and the batch goes on
+    in a new pool.
+    """
+
     def __init__(self, workers: int, preload: Sequence[str] = ()):
+        self.workers = workers
+        self.preload = preload
+        self.pending: dict[Any, int] = {}
+        self.ex, self.procs = self._start(workers)
+
+    def _start(self, workers: int) -> tuple[Any, list]:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         method = start_method()
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":  # the server imports the numeric stack once; workers fork from it warm
-            ctx.set_forkserver_preload(list(_PRELOAD) + list(preload))
-        self.workers = workers
-        self.pending: dict[Any, int] = {}
-        self.ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+            ctx.set_forkserver_preload(list(_PRELOAD) + list(self.preload))
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
         if method == "fork":
             # Fork every worker now, while this process has no other Python thread (the
             # progress bar's refresh thread starts later): the first submit launches them all.
-            self.ex.submit(int).result()
+            ex.submit(int).result()
+        return ex, list((getattr(ex, "_processes", None) or {}).values())
 
     def run(self, fn: Callable, jobs: Iterator) -> Iterator[tuple[int, dict]]:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -347,13 +390,53 @@ class _Pool:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             return sorted(done, key=lambda f: pending[f])
 
+        open_args: dict[int, tuple] = {}  # submitted, not yet reported: what a broken pool loses
+
+        def tracked() -> Iterator[tuple[int, tuple]]:
+            for index, args in jobs:
+                open_args[index] = args
+                yield index, args
+
+        stream = tracked()
+        while True:
+            try:
+                for index, outcome in _bounded(lambda i, a: self.ex.submit(_pooled, fn, a), wait_one, stream,
+                                               2 * self.workers, self.pending):
+                    open_args.pop(index, None)
+                    yield index, outcome
+                return
+            except BrokenProcessPool:
+                how = _death(self.procs + list((getattr(self.ex, "_processes", None) or {}).values()))
+                lost = sorted(open_args.items())
+                open_args.clear()
+                self.pending.clear()
+                self._replace(1)
+                for index, args in lost:
+                    yield index, self._again(fn, args, how)
+                self._replace(self.workers)
+
+    def _replace(self, workers: int) -> None:
+        self.ex.shutdown(wait=False, cancel_futures=True)
+        self.ex, self.procs = self._start(workers)
+
+    def _again(self, fn: Callable, args: tuple, how: str) -> dict:
+        """One input whose worker died, run again alone (in the one-worker pool)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        fut = self.ex.submit(_pooled, fn, args)
+        self.pending[fut] = -1
         try:
-            yield from _bounded(lambda i, a: self.ex.submit(_pooled, fn, a), wait_one, jobs, 2 * self.workers, self.pending)
+            return fut.result()
         except BrokenProcessPool:
-            raise OutputError("a worker process died (out of memory?); finish with --resume, or use fewer --workers") from None
+            again = _death(self.procs)
+            self._replace(1)
+            return {"ok": False, "error": f"worker process {again} while processing it; it had also {how} "
+                                          "the first time (retried once)"}
+        finally:
+            self.pending.pop(fut, None)
 
     def harvest(self) -> list[tuple[int, dict]]:
-        return _harvest(self.pending)
+        return _harvest({f: i for f, i in self.pending.items() if i >= 0})
 
     def close(self, abort: bool) -> None:
         if not abort:
@@ -424,7 +507,13 @@ class _Dask:
             self.futures.discard(fut)
             return [fut]
 
-        yield from _bounded(submit, wait_one, jobs, 2 * max(1, self.workers), self.pending)
+        def result(fut) -> dict:
+            try:
+                return fut.result()
+            except Exception as exc:  # a worker killed (KilledWorker) or lost: that input fails, the batch goes on
+                return _lost(exc)
+
+        yield from _bounded(submit, wait_one, jobs, 2 * max(1, self.workers), self.pending, result)
 
     def harvest(self) -> list[tuple[int, dict]]:
         return _harvest(self.pending)
@@ -537,18 +626,24 @@ class Interrupts:
 
 
 def _resumable(items: Sequence[InputItem], job: Any, out_dir: Path, resume: bool, res: BatchResult):
-    """(fingerprints, indices still to do); inputs a matching marker covers go into ``res`` now."""
+    """(fingerprints, indices still to do); inputs a matching marker covers go into ``res`` now.
+
+    Only inputs with a marker are fingerprinted here (``--resume``); for the others the task carries the
+    options key and the worker fingerprints the input (see :func:`process_one`).
+    """
     key = job.options_key()
-    fps = [fingerprint(it, key) for it in items]
+    fps: list[Any] = [key] * len(items)
     todo: list[int] = []
     for i, it in enumerate(items):
-        cached = load_marker(out_dir, it, job, fps[i]) if resume else None
+        marked = resume and not it.error and job.marker_path(out_dir, it).exists()
+        if marked:
+            fps[i] = fingerprint(it, key)
+        cached = load_marker(out_dir, it, job, fps[i]) if marked else None
         if cached is not None:
             res.results[i] = cached
             res.resumed += 1
         else:
-            if resume and job.marker_path(out_dir, it).exists():
-                res.mismatched += 1
+            res.mismatched += marked
             todo.append(i)
     return fps, todo
 
@@ -614,7 +709,7 @@ def run_batch(
     if res.mismatched:
         progress.note(f"resume: {res.mismatched} earlier result(s) no longer match the options or the input; redoing them")
     if scheduler is not None:  # remote workers need absolute paths; reports keep the paths as given
-        task_items = [InputItem(Path(os.path.abspath(it.path)), it.out_rel, it.label) for it in items]
+        task_items = [InputItem(Path(os.path.abspath(it.path)), it.out_rel, it.label, it.error) for it in items]
         target = Path(os.path.abspath(out_dir))
     else:
         task_items, target = list(items), out_dir

@@ -132,6 +132,8 @@ class Job(ABC):
         stops). Never raises for a bad input. The marker is deleted first and
         written last (when ``fp`` is given), atomically.
         """
+        if item.error:  # known to fail from the scan (a folder that cannot be read)
+            return {"ok": False, "error": item.error}
         marker = self.marker_path(out_dir, item)
         if not inside(out_dir, self.guard_path(out_dir, item)):
             return {"ok": False, "error": f"output folder {item.out_rel.as_posix()} would leave --out"}

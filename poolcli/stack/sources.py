@@ -84,6 +84,10 @@ def _loaded(key: str, path: str) -> Any:
     else:
         from ..filters import load_kernel as load
     check_regular_file(path, f"{key} file", MAX_ARRAY_BYTES)
+    if key == "weights":
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":  # numpy would call any other file "pickled data"
+                raise ValueError(f"weights file {excerpt(path)} is not a .npy file (save the weights with numpy.save)")
     array = load(path)
     if key == "kernel" and max(array.shape) > MAX_KERNEL_SIDE:
         raise ValueError(_too_large(path, array.shape))
