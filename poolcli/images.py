@@ -170,6 +170,31 @@ def _check_memory(path: Path, width: int, height: int, bands: int) -> None:
 
 
 def _decode(path: Path, max_frames: int | None = None) -> Image.Image:
+    """:func:`_decode_file` with the C libraries' stderr captured (:mod:`poolcli._stderr`).
+
+    What libtiff & co. print goes into the input's one-line reason, never to
+    the terminal; a decode that printed errors (not warnings) is a failure.
+    """
+    from ._stderr import captured, errors_of
+
+    failed: InputError | None = None
+    with captured() as lines:
+        try:
+            im = _decode_file(path, max_frames)
+        except InputError as exc:
+            failed = exc
+    errors = errors_of(lines)
+    said = ""
+    if errors:
+        said = errors[0][:160] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+    if failed is not None:
+        raise InputError(path, f"{failed.reason}: {said}" if said else failed.reason) from None
+    if said:
+        raise InputError(path, f"corrupt image data: {said}")
+    return im
+
+
+def _decode_file(path: Path, max_frames: int | None = None) -> Image.Image:
     """Open, size-check, fully decode and orient the first frame of ``path``."""
     try:
         fp = open(path, "rb")  # noqa: SIM115 - closed in the finally below
