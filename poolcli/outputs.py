@@ -33,6 +33,8 @@ __all__ = [
     "safe_name",
     "inside",
     "check_writable",
+    "name_fields",
+    "raw_name",
 ]
 
 
@@ -89,6 +91,38 @@ def save_json(path: str | os.PathLike[str], obj: Any) -> Path:
     except UnicodeEncodeError:
         data = (json.dumps(obj, indent=2, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
     return atomic_write_bytes(path, data)
+
+
+def name_fields(name: str, key: str = "path") -> dict[str, str]:
+    """A file name for a report: ``{key: name}``, valid UTF-8 always, lossless always.
+
+    A name that is not valid UTF-8 (its undecodable bytes reach Python as lone
+    surrogates, ``os.fsdecode``'s surrogateescape) becomes ``{key: text with
+    each such byte as \\xNN, key + "_bytes": base64 of the name's bytes}``:
+    ``os.fsdecode(base64.b64decode(doc["path_bytes"]))`` is the name itself.
+
+    >>> name_fields("cat.png")
+    {'path': 'cat.png'}
+    >>> name_fields("bad\udcff.png")
+    {'path': 'bad\\xff.png', 'path_bytes': 'YmFk/y5wbmc='}
+    """
+    try:
+        name.encode("utf-8")
+        return {key: name}
+    except UnicodeEncodeError:
+        import base64
+
+        raw = os.fsencode(name)
+        return {key: raw.decode("utf-8", "backslashreplace"), f"{key}_bytes": base64.b64encode(raw).decode("ascii")}
+
+
+def raw_name(doc: dict[str, Any], key: str = "path") -> str:
+    """The name :func:`name_fields` described, as the OS gave it (lone surrogates for undecodable bytes)."""
+    if f"{key}_bytes" in doc:
+        import base64
+
+        return os.fsdecode(base64.b64decode(doc[f"{key}_bytes"]))
+    return doc[key]
 
 
 def save_csv(path: str | os.PathLike[str], header: list[str], rows: Iterable[Iterable[Any]]) -> Path:

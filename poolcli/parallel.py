@@ -149,9 +149,9 @@ class Progress:
         self.done += 1
         if self.mode == "lines":
             status = "ok" if error is None else f"FAILED {error}"
-            self._print(escape(f"[{self.done}/{self.total}] {printable(label)}: {status}"))
+            self._print(escape(f"[{self.done}/{self.total}] {printable(f'{label}: {status}')}"))  # one line
         elif error is not None:
-            self._print(f"[bold red]poolcli:[/] {escape(f'{printable(label)}: {error}')}")
+            self._print(f"[bold red]poolcli:[/] {escape(printable(f'{label}: {error}'))}")
         if self._bar is not None:
             task = self._bar.tasks[0]
             speed = task.finished_speed or task.speed

@@ -7,6 +7,7 @@ huge kernels, and a hypothesis fuzz of the command line.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -49,10 +50,16 @@ def test_a_non_utf8_name_keeps_the_whole_report(tmp_path):
     r = poolcli("run", d, "-o", tmp_path / "o", "--workers", "1")
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout + r.stderr  # the escape sequence is shown escaped, never sent
-    report = json.loads((tmp_path / "o" / "report.json").read_text(encoding="utf-8"))
-    paths = sorted(os.fsencode(rec["path"]) for rec in report["inputs"])
-    assert paths == sorted([bad, os.fsencode(str(d / "good.png"))])
+    report = json.loads((tmp_path / "o" / "report.json").read_bytes().decode("utf-8"))  # strict UTF-8
+    by_name = {rec["path"]: rec for rec in report["inputs"]}
+    assert set(by_name) == {str(d / "good.png"), str(d) + "/bad\\xff\x1b[2J.png"}  # escaped, valid UTF-8
+    assert "path_bytes" not in by_name[str(d / "good.png")]  # a UTF-8 name stays as it was
+    assert base64.b64decode(by_name[str(d) + "/bad\\xff\x1b[2J.png"]["path_bytes"]) == bad  # lossless
+    marker = json.loads((tmp_path / "o" / "bad_2J_png" / "record.json").read_bytes().decode("utf-8"))
+    assert base64.b64decode(marker["record"]["path_bytes"]) == bad
     assert b"bad\xff" in (tmp_path / "o" / "shapes.csv").read_bytes()  # the name's own bytes
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 2 and "FAILED" not in r.stderr  # one progress line per input, the newline escaped
 
 
 def test_every_input_missing_creates_nothing(tmp_path):

@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Optional
 
 from ..batch import InputItem
 from ..errors import interrupt_status, ExitStatus, InputError, OutputError, PoolcliError
-from ..outputs import inside, save_json
+from ..outputs import inside, name_fields, save_json
 
 __all__ = ["Job", "BatchArgs", "LoadArgs", "JobOutcome", "load_input"]
 
@@ -187,8 +187,11 @@ class JobOutcome:
 
     @property
     def failures(self) -> list[dict[str, str]]:
-        """``{"path": label, "error": reason}`` for every input that failed, in input order."""
-        return [{"path": self.items[i].label, "error": self.errors[i]} for i in sorted(self.errors)]
+        """``{"path": label, "error": reason}`` for every input that failed, in input order.
+
+        A name that is not UTF-8 gets ``path_bytes`` too (:func:`poolcli.outputs.name_fields`).
+        """
+        return [{**name_fields(self.items[i].label), "error": self.errors[i]} for i in sorted(self.errors)]
 
     @property
     def succeeded(self) -> int:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from ..batch import InputItem
 from ..errors import InputError, PoolcliError
-from ..outputs import atomic_write_bytes, save_csv, save_json
+from ..outputs import atomic_write_bytes, name_fields, raw_name, save_csv, save_json
 from ..stack import Stack
 from .base import files_key, Job, JobOutcome, load_input
 
@@ -123,7 +123,8 @@ class InvarianceJob(Job):
         report = self.report(outcome)
         records, aggregates = report["records"], report["aggregates"]
         save_json(out_dir / self.report_name, report)
-        save_csv(out_dir / "invariance.csv", INVARIANCE_CSV_HEADER, invariance_csv_rows(records))
+        raw = [{**r, "input": raw_name(r, "input")} if "input_bytes" in r else r for r in records]  # names' own bytes
+        save_csv(out_dir / "invariance.csv", INVARIANCE_CSV_HEADER, invariance_csv_rows(raw))
         save_csv(out_dir / "invariance_aggregates.csv", INVARIANCE_AGG_CSV_HEADER, invariance_aggregate_csv_rows(aggregates))
         outcome.written += [self.report_name, "invariance.csv", "invariance_aggregates.csv"]
         if self.plot and records and not outcome.interrupted:
@@ -142,9 +143,10 @@ class InvarianceJob(Job):
         markers, diffs = {}, {}
         for item in outcome.items:
             rel = item.out_rel.as_posix()
-            markers[item.label] = f"{INVARIANCE_MARKERS}/{rel}.html"
+            name = name_fields(item.label, "input")["input"]  # as the records name it
+            markers[name] = f"{INVARIANCE_MARKERS}/{rel}.html"
             if (out_dir / DIFFERENCE_MAPS / f"{rel}.png").is_file():
-                diffs[item.label] = f"{DIFFERENCE_MAPS}/{rel}.png"
+                diffs[name] = f"{DIFFERENCE_MAPS}/{rel}.png"
         outcome.written += write_invariance_html(out_dir, report, pictures, diffs, markers)
 
     def report(self, outcome: JobOutcome) -> dict[str, Any]:
@@ -177,8 +179,10 @@ class InvarianceJob(Job):
     def write_plot(self, outcome: JobOutcome, records: list[dict]) -> None:
         """invariance.png, or a note saying how to get it."""
         from ..plots import PLOT_HINT, have_matplotlib, invariance_plot
+        from ..report import printable
 
         if have_matplotlib():
+            records = [{**r, "input": printable(r["input"])} for r in records]  # names drawn on one line
             png = invariance_plot(records, title=f"{str(self.stack)} ({self.shift_mode})")
             atomic_write_bytes(outcome.out_dir / "invariance.png", png)
             outcome.written.append("invariance.png")
@@ -272,7 +276,7 @@ def invariance_one(item: InputItem, opts: InvarianceJob) -> list[dict]:
                         metrics = compare(fx[i], ftx[i], (dy, dx), strides[i], opts.shift_mode)
                         records.append(
                             {
-                                "input": item.label,
+                                **name_fields(item.label, "input"),
                                 "method": method,
                                 "stage": i + 1,
                                 "stage_name": stage.name,
@@ -328,10 +332,11 @@ def difference_rows(item: InputItem, opts: InvarianceJob, records: list[dict]) -
 def write_differences(item: InputItem, opts: InvarianceJob, out_dir: Path, records: list[dict]) -> None:
     """``invariance-maps/<input>.png``: where in the image a shift changes each method's map (plot extra)."""
     from ..plots import difference_plot, have_matplotlib
+    from ..report import printable
 
     if not have_matplotlib():
         return
     rows = difference_rows(item, opts, records)
     rel = item.out_rel
-    png = difference_plot(rows, title=f"{item.label}: where a shift changes the map ({opts.shift_mode})")
+    png = difference_plot(rows, title=f"{printable(item.label)}: where a shift changes the map ({opts.shift_mode})")
     atomic_write_bytes(out_dir / DIFFERENCE_MAPS / rel.with_name(rel.name + ".png"), png)

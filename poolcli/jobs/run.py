@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Optional
 
 from ..batch import InputItem
 from ..errors import InputError, PoolcliError, UsageError
-from ..outputs import atomic_write_bytes, safe_name, save_csv, save_json, save_npy
+from ..outputs import atomic_write_bytes, name_fields, raw_name, safe_name, save_csv, save_json, save_npy
 from ..stack import Stack, apply_stage
 from .base import files_key, Job, JobOutcome, load_input
 
@@ -168,7 +168,9 @@ class RunJob(Job):
             "execution": outcome.execution,
         }
         save_json(out_dir / self.report_name, report)
-        save_csv(out_dir / "shapes.csv", SHAPES_CSV_HEADER, shapes_csv_rows(records))
+        # The CSV holds each name's own bytes (a name that is not UTF-8 too): the file is the names' encoding.
+        raw = [{**r, "path": raw_name(r)} if "path_bytes" in r else r for r in records]
+        save_csv(out_dir / "shapes.csv", SHAPES_CSV_HEADER, shapes_csv_rows(raw))
         outcome.written += [self.report_name, "shapes.csv"]
         if self.html and not outcome.interrupted:
             from ..html import write_run_html
@@ -270,7 +272,7 @@ def run_one(item: InputItem, opts: RunJob) -> dict:
     computed = compute_stages(item, x, opts)
     stages, panels = write_stages(item, computed, input_shape, opts)
     record = {
-        "path": item.label,
+        **name_fields(item.label),  # "path" (and "path_bytes" for a name that is not UTF-8)
         "out_dir": item.out_rel.as_posix(),
         "input_shape": list(input_shape),
         "input": stage_facts(input_shape, input_shape, opts.dense_units),
