@@ -34,13 +34,13 @@ from typing import Callable, Iterator, Optional, Sequence
 from ..batch import Discovery, previous_outputs, scan
 from ..errors import OutputError, PoolcliError, UsageError
 from ..report import printable
+from ..outputs import check_writable
+from ..parallel import Interrupts, Progress, check_scheduler, run_batch
+from .base import BatchArgs, Job, JobOutcome, LoadArgs
 
 
 class InputMissing(PoolcliError):
     """Every input named on the command line is missing: exit 1, and nothing is created."""
-from ..outputs import check_writable
-from ..parallel import Interrupts, Progress, check_scheduler, run_batch
-from .base import BatchArgs, Job, JobOutcome, LoadArgs
 
 __all__ = ["execute", "prepare", "thread_count", "BatchArgs", "LoadArgs", "Job", "JobOutcome", "ProgressFactory"]
 
@@ -120,14 +120,24 @@ def lock_out(out_dir: Path) -> Iterator[None]:
     import socket
 
     path = out_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            holder = printable(os.read(fd, 200).decode("utf-8", "replace").strip()) or "another process"
+            os.close(fd)
             raise OutLocked(f"--out {out_dir} is in use by another poolcli run ({holder}); wait for it, or use "
                             "another --out") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the run that held it removed the file meanwhile: lock the file that is there now
+    try:
+        _sweep_staging(out_dir)
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
         try:
@@ -141,11 +151,24 @@ def lock_out(out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _sweep_staging(out_dir: Path) -> None:
+    """Remove what a killed run left while replacing an input's folder (``.poolcli-new-*``, ``.poolcli-old-*``)."""
+    import shutil
+
+    for p in out_dir.glob(".poolcli-*-*"):
+        if p.name.startswith((".poolcli-new-", ".poolcli-old-")) and p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def _run_locked(job: Job, out_dir: Path, found: Discovery, batch: BatchArgs, progress, debug: bool) -> JobOutcome:
     from .._threads import set_num_threads
 
     items = found.items
     workers, threads = thread_count(batch, len(items))
+    if hasattr(job, "memory_share") and batch.scheduler in (None, "local"):  # processes sharing this machine
+        import dataclasses
+
+        job = dataclasses.replace(job, memory_share=max(1, min(workers, len(items))))
     # Set before the worker processes fork, so that they inherit it; several
     # processes share the cores rather than each starting one thread per core.
     set_num_threads(threads)

@@ -229,7 +229,8 @@ def load_input(item: InputItem, opts: Any, stacks: Any = ()):
     For the jobs that read images (``opts`` has ``color``, ``nan``,
     ``max_pixels``, ``max_frames`` and ``max_memory``); raises
     :class:`~poolcli.errors.InputError`. Before decoding, each of ``stacks``
-    is checked against ``--max-memory`` for the image's size, read from its
+    is checked against its share of ``--max-memory`` (``opts.memory_share``
+    inputs run at once) for the image's size, read from its
     header (:mod:`poolcli.stack.memory`): a stack that would not fit is
     refused in a second instead of being killed by the kernel after minutes.
     """
@@ -238,10 +239,12 @@ def load_input(item: InputItem, opts: Any, stacks: Any = ()):
 
     shape = images.input_shape(item.path, opts.color)
     if shape is not None:
-        limit = getattr(opts, "max_memory", None) or memory.default_limit()
+        total = getattr(opts, "max_memory", None) or memory.default_limit()
+        share = max(1, getattr(opts, "memory_share", 1))
+        note = f" ({memory.human(total)} shared by {share} workers)" if share > 1 else ""
         for st in stacks:
             try:
-                memory.check(st, shape, limit)
+                memory.check(st, shape, total // share, note)
             except ValueError as exc:
                 raise InputError(item.path, str(exc)) from None
     return images.load_image(item.path, opts.color, max_pixels=opts.max_pixels, max_frames=opts.max_frames, nan=opts.nan)

@@ -71,7 +71,8 @@ class InvarianceJob(Job):
     nan: str = "error"  # images.load_image's NaN policy
     max_pixels: int | None = None
     max_frames: int | None = None
-    max_memory: int | None = None  # bytes per input (None: half the memory available); not fingerprinted
+    max_memory: int | None = None  # bytes for the run (None: half the memory available); not fingerprinted
+    memory_share: int = 1  # inputs processed at once (set by execute): each gets max_memory / memory_share
     plot: bool = True  # only the report: not in options_key
     html: bool = False  # report.html: only the report, not in options_key
 

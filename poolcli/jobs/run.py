@@ -65,7 +65,8 @@ class RunJob(Job):
     normalize: str = "per-map"  # the montage's scale: per-map or shared (per channel row)
     zoom: Optional[str] = None  # the montage's zoom region "x,y,w,h"; None: chosen per input
     html: bool = False  # report.html: only the report, not in options_key
-    max_memory: Optional[int] = None  # bytes per input (None: half the memory available); not fingerprinted
+    max_memory: Optional[int] = None  # bytes for the run (None: half the memory available); not fingerprinted
+    memory_share: int = 1  # inputs processed at once (set by execute): each gets max_memory / memory_share
 
     def options_key(self) -> dict[str, Any]:
         return {

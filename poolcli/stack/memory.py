@@ -10,7 +10,8 @@ exists to refuse, in a second, a run the kernel would otherwise kill after
 minutes (a 6000x6000 image through ``median(9, stride=1)`` needs ~70 GiB).
 
 ``--max-memory`` (default: half the memory available when the run starts,
-:func:`default_limit`) is the limit per input.
+:func:`default_limit`) is the limit for the run: each of the inputs processed
+at once (``--workers`` local processes) gets an equal share.
 
 Imports: :mod:`poolcli.stack.model` (shapes only), the standard library.
 """
@@ -65,12 +66,13 @@ def stage_estimates(stack: Stack, shape: tuple[int, int, int]) -> list[tuple[int
     return out
 
 
-def check(stack: Stack, shape: tuple[int, int, int], limit: int) -> None:
-    """Raise ValueError naming the first stage whose estimate exceeds ``limit`` bytes."""
+def check(stack: Stack, shape: tuple[int, int, int], limit: int, note: str = "") -> None:
+    """Raise ValueError naming the first stage whose estimate exceeds ``limit`` bytes (``note`` follows the limit)."""
     for index, spec, need, _ in stage_estimates(stack, shape):
         if need > limit:
-            raise ValueError(f"stage {index} ({spec}) needs about {human(need)} for a {shape[0]}x{shape[1]}x{shape[2]} "
-                             f"input, over --max-memory {human(limit)}")
+            spec = spec if len(spec) <= 80 else spec[:50] + "…" + spec[-25:]
+            raise ValueError(f"stage {index} ({spec}) needs about {human(need)} for a "
+                             f"{shape[0]}x{shape[1]}x{shape[2]} input, over --max-memory {human(limit)}{note}")
 
 
 def available() -> int | None:
