@@ -66,6 +66,17 @@ def run_tasks(fn: Callable[..., Any], tasks: Iterable[tuple], parallel: bool = T
         raise
 
 
+def stopped() -> bool:
+    """Whether a signal stopped the bands while some may still run on the pool's threads.
+
+    The bands running then finish on their own; a process that is ending
+    should not wait for them (``os._exit`` after flushing its output): joining
+    those threads at interpreter exit is what kept a stopped run alive, and a
+    second Ctrl-C during that join printed a threading traceback.
+    """
+    return _pool is not None and _stop.is_set()
+
+
 def _unless_stopped(fn: Callable[..., Any], task: tuple) -> None:
     if not _stop.is_set():
         fn(*task)

@@ -382,7 +382,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         rv = app(args=argv, prog_name="poolcli", standalone_mode=False)
     except KeyboardInterrupt:
         err_console.print("poolcli: interrupted", highlight=False, markup=False)
-        sys.exit(ExitStatus.CTRL_C)
+        _leave(interrupt_status())
     except click_exception as exc:
         msg = _once(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
         ctx = getattr(exc, "ctx", None)
@@ -394,4 +394,29 @@ def main(argv: Optional[list[str]] = None) -> None:
             err_console.print("poolcli: interrupted", highlight=False, markup=False)
             sys.exit(ExitStatus.CTRL_C)
         raise
-    sys.exit(rv if isinstance(rv, int) else 0)
+    _leave(rv if isinstance(rv, int) else 0)
+
+
+def _leave(code: int) -> None:
+    """Exit with ``code``; after a signal, without waiting for bands still running on threads.
+
+    The reports are written by then; the bands in flight only compute. A
+    further Ctrl-C while the output is flushed is ignored (no traceback).
+    """
+    import os
+    import signal
+    import sys
+
+    if code in (ExitStatus.CTRL_C, ExitStatus.TERM) and "poolcli._threads" in sys.modules:
+        from ._threads import stopped
+
+        if stopped():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(int(code))
+    sys.exit(code)
