@@ -482,8 +482,9 @@ class _Dask:
             reach_scheduler(scheduler)
             try:
                 self.client = distributed.Client(scheduler, timeout=SCHEDULER_TIMEOUT)
-            except (OSError, TimeoutError) as exc:
-                raise SchedulerUnreachable(f"--scheduler: cannot reach {scheduler!r}: {exc}") from None
+            except Exception as exc:  # refused, timed out, or something that is not a Dask scheduler answered
+                raise SchedulerUnreachable(f"--scheduler: cannot reach a Dask scheduler at {scheduler[:80]!r}: "
+                                           f"{type(exc).__name__}: {str(exc)[:120]}") from None
         nthreads = sum(self.client.nthreads().values())
         self.workers = nthreads or workers
         self.futures: set = set()

@@ -239,6 +239,18 @@ def _config_stage(where: str, i: int, table: Any) -> Stage:
     return Stage(tuple(ops))
 
 
+#: The most parts a dotted TOML key may have (tomllib takes minutes on 100,000; a real config has 2 or 3).
+MAX_KEY_PARTS = 64
+
+
+def _check_keys(text: str) -> None:
+    """Refuse, before tomllib sees it, a key of more than :data:`MAX_KEY_PARTS` dotted parts (ValueError)."""
+    for line in text.splitlines():
+        key = line.split("=", 1)[0] if not line.lstrip().startswith("[") else line
+        if key.count(".") >= MAX_KEY_PARTS:
+            raise ValueError(f"a key of {key.count('.') + 1:,} dotted parts: at most {MAX_KEY_PARTS}")
+
+
 def from_config(path: Path) -> Stack:
     """A TOML file: ``stack = "..."``, ``preset = "..."`` or ``[[stage]]`` tables (``op`` and its arguments)."""
     import tomllib
@@ -246,7 +258,9 @@ def from_config(path: Path) -> Stack:
     where = f"--config: {excerpt(str(path))[1:-1]}"
     try:
         check_regular_file(str(path), "the file", MAX_CONFIG_BYTES)
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        _check_keys(text)
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise UsageError(f"{where}: file not found") from None
     except ValueError as exc:  # not a regular file, too large
