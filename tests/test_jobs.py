@@ -255,3 +255,42 @@ def test_discovery_markers_and_executors_know_no_job_kind(module):
     text = (PKG / module).read_text(encoding="utf-8")
     assert not {"run", "invariance", "report.json", "invariance.json"} & _string_constants(PKG / module)
     assert "from .jobs" not in text and "import poolcli.jobs" not in text
+
+
+# ----------------------------------------------------------------------------- a worker lost (issue 16)
+
+
+@dataclass(frozen=True)
+class KillerJob(SizesJob):
+    """The worker producing ``kill_at`` is killed with SIGKILL (as the OOM killer does); with ``flag``, only
+    while that file does not exist yet (the first attempt creates it)."""
+
+    kill_at: str = ""
+    flag: str = ""
+
+    def produce(self, item: InputItem, out_dir: Path) -> dict:
+        if item.path.name == self.kill_at and not (self.flag and os.path.exists(self.flag)):
+            if self.flag:
+                Path(self.flag).touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().produce(item, out_dir)
+
+
+def test_a_worker_killed_twice_fails_its_input_alone_and_the_report_is_written(src, tmp_path):
+    out = tmp_path / "o"
+    outcome = execute(KillerJob(kill_at="two.png"), [src], out, BatchArgs(workers=2))
+    assert not outcome.interrupted and outcome.exit_code == ExitStatus.ERROR
+    failed = {Path(f["path"]).name: f["error"] for f in outcome.failures}
+    assert set(failed) == {"two.png", "empty.png"}
+    assert "killed by SIGKILL" in failed["two.png"] and "retried once" in failed["two.png"]
+    assert len(outcome.records) == len(GOOD) - 1  # every other input done, in a new pool
+    report = json.loads((out / "sizes.json").read_text())
+    assert report["summary"]["failed"] == 2 and len(report["inputs"]) == len(GOOD) - 1
+
+
+def test_a_worker_killed_once_is_retried_and_its_input_succeeds(src, tmp_path):
+    outcome = execute(KillerJob(kill_at="two.png", flag=str(tmp_path / "killed-once")), [src], tmp_path / "o",
+                      BatchArgs(workers=2))
+    assert (tmp_path / "killed-once").exists()  # the worker was killed
+    assert [Path(f["path"]).name for f in outcome.failures] == ["empty.png"]
+    assert len(outcome.records) == len(GOOD)
