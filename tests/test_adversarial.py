@@ -8,6 +8,7 @@ huge kernels, and a hypothesis fuzz of the command line.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -247,3 +248,256 @@ def test_a_second_concurrent_run_on_the_same_out_refuses(tmp_path):
     # the first run was killed (-9): its lock is stale and a new run takes it over
     r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "-q", "--force")
     assert r.returncode == 0, r.stderr
+
+
+# ----------------------------------------------------------------------------- lost processes
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _images(folder: Path, n: int, side: int = 1200) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (side, side), dtype=np.uint8)).save(folder / f"i{i}.png")
+
+
+_SLOW = " | ".join(["gaussian(sigma=12)"] * 3 + ["avg(3, 1)"])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
+def test_a_worker_killed_by_sigkill_does_not_lose_the_batch(tmp_path):
+    _images(tmp_path / "in", 4)
+    proc = subprocess.Popen([sys.executable, "-m", "poolcli", "run", str(tmp_path / "in"), "-o", str(tmp_path / "o"),
+                             "-q", "--workers", "2", "--stack", _SLOW, "--no-png", "--no-montage"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)  # inside a task
+        victims = _children(proc.pid)
+        assert victims and proc.poll() is None, "the batch ended before a worker could be killed"
+        os.kill(victims[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err  # the lost input was run again, alone, and succeeded
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["summary"]["processed"] == 4 and report["failures"] == []
+
+
+def test_kill_9_of_the_main_process_then_resume_rebuilds_the_report(tmp_path):
+    _images(tmp_path / "in", 3, side=900)
+    args = ["run", tmp_path / "in", "-o", tmp_path / "o", "-q", "--workers", "1", "--stack", _SLOW]
+    proc = subprocess.Popen([sys.executable, "-m", "poolcli", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=SUBPROCESS_ENV)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "o").rglob("record.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the batch ended before it could be killed"
+    finally:
+        proc.kill()  # SIGKILL: no clean-up at all
+        proc.wait()
+    assert not (tmp_path / "o" / "report.json").exists()
+    r = poolcli(*args, "--resume")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert len(report["inputs"]) == 3 and report["summary"]["resumed"] >= 1
+    assert report["summary"]["resumed"] + report["summary"]["processed"] == 3
+
+
+# ----------------------------------------------------------------------------- Ctrl-C twice
+
+
+def test_a_second_ctrl_c_while_bands_finish_prints_no_traceback(tmp_path):
+    img = tmp_path / "mid.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (1500, 1500), dtype=np.uint8)).save(img)
+    np.save(tmp_path / "k.npy", np.random.default_rng(1).random((1025, 1025)))  # seconds per band
+    proc = subprocess.Popen([sys.executable, "-m", "poolcli", "run", str(img), "-o", str(tmp_path / "o"), "-q",
+                             "--kernel", str(tmp_path / "k.npy"), "--pool", "none", "--threads", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV)
+    try:
+        time.sleep(3)
+        assert proc.poll() is None, "the compute finished before the signal"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        waited = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert waited < 10  # the issue's bound is 2 s (measured 0.3 s); generous on a shared machine
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["interrupted"] is True
+
+
+# ----------------------------------------------------------------------------- permissions
+
+
+_AS_NOBODY = """
+import encodings.ascii, encodings.latin_1, encodings.idna, os, sys
+from poolcli.cli import main
+warm = sys.argv[1]
+try:  # import, as root, every module a run loads lazily: nobody may not read the interpreter's own folder
+    main(["run", warm + "/w1.png", warm + "/w2.png", "-o", warm + "/o", "-q", "--workers", "2", "--force"])
+except SystemExit:
+    pass
+os.setgid(65534)
+os.setuid(65534)
+main(sys.argv[2:])
+"""
+
+
+def _unprivileged(args: list[str], warm: Path) -> subprocess.CompletedProcess:
+    """poolcli as a user without root's read-everything: this user, or ``nobody`` when we are root."""
+    if os.geteuid() != 0:
+        return poolcli(*args)
+    return subprocess.run([sys.executable, "-c", _AS_NOBODY, str(warm), *map(str, args)], capture_output=True,
+                          text=True, env=SUBPROCESS_ENV, timeout=120)
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder ``nobody`` can use (pytest's tmp_path is private to root)."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="poolcli-perm-"))
+    d.chmod(0o777)
+    yield d
+    for p in [d, *d.rglob("*")]:
+        with contextlib.suppress(OSError):
+            p.chmod(0o777)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _can_drop_root() -> bool:
+    if not hasattr(os, "geteuid"):
+        return False
+    if os.geteuid() != 0:
+        return True
+    r = subprocess.run([sys.executable, "-c", "import os; os.setgid(65534); os.setuid(65534)"], capture_output=True)
+    return r.returncode == 0
+
+
+def test_unreadable_files_and_folders_are_failures_of_those_inputs(shared_dir):
+    if not _can_drop_root():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must be able to test permissions as a non-root user")
+        pytest.skip("cannot run as a non-root user here")
+    warm = shared_dir / "warm"
+    warm.mkdir()
+    for name in ("w1.png", "w2.png"):
+        shutil.copy(SAMPLES / "gradient.png", warm / name)
+    src = shared_dir / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "locked").mkdir()
+    for rel in ("ok.png", "noread.png", "sub/x.png", "locked/y.png"):
+        shutil.copy(SAMPLES / "gradient.png", src / rel)
+    (src / "noread.png").chmod(0)
+    (src / "locked").chmod(0)
+    for p in [src, src / "sub", src / "ok.png", src / "sub" / "x.png"]:
+        p.chmod(0o777 if p.is_dir() else 0o644)
+    out = shared_dir / "o1"
+    r = _unprivileged(["run", src / "ok.png", src / "noread.png", "-o", out, "-q"], warm)  # named directly
+    assert r.returncode == 1, r.stderr
+    assert "noread.png" in one_line(r.stderr) and "permission denied" in r.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["inputs"]) == 1 and report["summary"]["failed"] == 1
+    out = shared_dir / "o2"
+    r = _unprivileged(["run", src, "-o", out, "-q"], warm)  # found in a scan
+    assert r.returncode == 1, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 2 and "Traceback" not in r.stderr, r.stderr
+    assert (out / "report.json").exists(), r.stderr
+    report = json.loads((out / "report.json").read_text())
+    failed = {Path(f["path"]).name: f["error"] for f in report["failures"]}
+    assert set(failed) == {"noread.png", "locked"} and "cannot be read" in failed["locked"]
+    assert report["summary"]["found"] == 4 and report["summary"]["processed"] == 2
+    r = _unprivileged(["run", src / "locked", "-o", shared_dir / "o3", "-q"], warm)  # an unreadable folder given
+    assert r.returncode == 1 and "locked" in one_line(r.stderr)
+
+
+# ----------------------------------------------------------------------------- decoders and files
+
+
+def test_a_tiff_whose_decode_prints_libtiff_errors_is_one_failure_line(tmp_path):
+    from PIL import features
+
+    if not features.check("libtiff"):
+        pytest.skip("Pillow without libtiff")
+    bits = np.random.default_rng(0).random((64, 64)) > 0.5
+    Image.fromarray(bits.astype(np.uint8) * 255).convert("1").save(tmp_path / "g4.tif", compression="group4")
+    data = bytearray((tmp_path / "g4.tif").read_bytes())
+    for i in range(20, len(data) - 200, 3):
+        data[i] ^= 0x5A
+    (tmp_path / "bad.tif").write_bytes(bytes(data))
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
+    img.save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    data = bytearray((tmp_path / "lzw.tif").read_bytes())
+    data[18:len(data) - 200] = b"\xff" * (len(data) - 218)
+    (tmp_path / "badlzw.tif").write_bytes(bytes(data))
+    r = poolcli("run", tmp_path / "bad.tif", tmp_path / "badlzw.tif", SAMPLES / "gradient.png", "-o", tmp_path / "o")
+    assert r.returncode == 1
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 2 and all(ln.startswith("poolcli: ") for ln in lines), r.stderr
+    assert "Fax4Decode" in lines[0] and "tempfile.tif" not in r.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert len(report["inputs"]) == 1 and report["summary"]["failed"] == 2
+
+
+def test_weights_that_are_not_npy_are_not_called_pickled(tmp_path):
+    (tmp_path / "k.txt").write_text("1 2 3\n")
+    r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "--pool", "learned", "--weights", tmp_path / "k.txt")
+    assert r.returncode == 2
+    line = one_line(r.stderr)
+    assert "not a .npy file" in line and "pickle" not in line
+
+
+def test_a_config_key_of_100000_dotted_parts_is_refused_at_once(tmp_path):
+    (tmp_path / "c.toml").write_text("a" + ".a" * 100_000 + " = 1\n")
+    start = time.monotonic()
+    r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "--config", tmp_path / "c.toml")
+    assert time.monotonic() - start < 20  # took over 120 s before
+    assert r.returncode == 2 and "dotted parts" in one_line(r.stderr)
+
+
+def test_config_of_deeply_nested_arrays_and_dev_zero_are_usage_errors(tmp_path):
+    (tmp_path / "n.toml").write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    for config in (tmp_path / "n.toml", "/dev/zero"):
+        if not os.path.exists(config):
+            continue
+        r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "--config", config, timeout=60)
+        assert r.returncode == 2 and "--config" in one_line(r.stderr)
+
+
+def test_out_inside_an_input_folder_is_not_read_back(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(SAMPLES / "scene.png", src / "scene.png")
+    for again in ([], ["--force"]):
+        r = poolcli("run", src, "-o", src / "out", "-q", *again)
+        assert r.returncode == 0, r.stderr
+        assert json.loads((src / "out" / "report.json").read_text())["summary"]["found"] == 1
+
+
+# ----------------------------------------------------------------------------- the cluster
+
+
+def test_an_unreachable_scheduler_exits_1_quickly(tmp_path):
+    pytest.importorskip("distributed")
+    start = time.monotonic()
+    r = poolcli("run", SAMPLES / "scene.png", "-o", tmp_path / "o", "--scheduler", "tcp://127.0.0.1:1")
+    assert time.monotonic() - start < 20  # the issue's bound is 5 s; measured 2.5 s with the interpreter's start
+    assert r.returncode == 1 and "cannot reach" in one_line(r.stderr)
+    assert not (tmp_path / "o" / "report.json").exists()
