@@ -103,8 +103,8 @@ def name_fields(name: str, key: str = "path") -> dict[str, str]:
 
     >>> name_fields("cat.png")
     {'path': 'cat.png'}
-    >>> name_fields("bad\udcff.png")
-    {'path': 'bad\\xff.png', 'path_bytes': 'YmFk/y5wbmc='}
+    >>> name_fields(os.fsdecode(b"bad\\xff.png"))
+    {'path': 'bad\\\\xff.png', 'path_bytes': 'YmFk/y5wbmc='}
     """
     try:
         name.encode("utf-8")
