@@ -28,6 +28,7 @@ what it holds, and every file of ``job.outputs_of(result)`` exists.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import importlib
@@ -83,6 +84,8 @@ class InputItem:
     out_rel: Path  # its output folder, relative to --out
     display: str = ""  # the path as reports show it (default: str(path))
     error: str = ""  # set by the scan for what is known to fail (a folder it cannot read): the input's reason
+    url: str = ""  # an object in a store (s3://...): the worker downloads it to ``path`` (poolcli.remote)
+    meta: str = ""  # a URL input's size and ETag / mtime from the listing: its fingerprint (no download)
 
     @property
     def label(self) -> str:
@@ -171,6 +174,7 @@ def scan(
     recursive: bool = True,
     globs: Sequence[str] | None = None,
     exclude: Sequence[Path] = (),
+    several: bool | None = None,
 ) -> Discovery:
     """Expand files and folders into inputs with distinct output folders.
 
@@ -181,7 +185,8 @@ def scan(
     tree (prefixed with the folder's name when several paths are given); the
     other files are counted in ``skipped``. Folders in ``exclude`` (--out) are
     never entered. A path that does not exist stays in the list, so that it
-    fails with its own message and the others still run.
+    fails with its own message and the others still run. ``several``: whether
+    folders are prefixed with their names (default: when ``paths`` has more than one).
 
     Output folders are unique, also on a case-insensitive file system:
     ``a/cat.png`` and ``b/cat.png`` mirror their folders, ``cat.png`` and
@@ -189,7 +194,7 @@ def scan(
     ``cat.png`` becomes ``cat_png-2``.
     """
     items: list[InputItem] = []
-    several = len(paths) > 1
+    several = len(paths) > 1 if several is None else several
     seen: set[tuple[int, int]] = set()
     for ex in exclude:
         try:
@@ -231,8 +236,14 @@ def _distinct(items: list[InputItem]) -> list[InputItem]:
             key = rel.as_posix().lower()
             n += 1
         used.add(key)
-        unique.append(InputItem(it.path, rel, error=it.error))
+        unique.append(dataclasses.replace(it, out_rel=rel))
     return unique
+
+
+# The naming rules, for the discovery of other sources (poolcli.remote lists stores with them).
+out_name = _out_name
+matches = _matches
+distinct_outputs = _distinct
 
 
 def discover(paths: list[Path], recursive: bool = True, globs: Sequence[str] | None = None) -> list[InputItem]:
@@ -275,6 +286,12 @@ def fingerprint(item: InputItem, key: dict[str, Any]) -> str | None:
 
     import stat
 
+    if item.url:  # an object in a store: what its listing says (size, ETag / mtime), never a download
+        if item.error:
+            return None
+        doc = {"poolcli_version": __version__, "options": key, "input": item.url, "listing": item.meta,
+               "label": item.label, "out_rel": item.out_rel.as_posix()}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
     try:
         st = os.stat(item.path)
     except OSError:

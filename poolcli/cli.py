@@ -147,11 +147,11 @@ def run(
     with _errors(o.debug):
         st = _stack(o)
         if preview:
-            _check_preview()
+            _check_preview(o.out)
         job = RunJob(stack=st, color=o.color.value, dense_units=dense_units, png=png, montage=montage, unpool=unpool,
                      html=o.html, zoom=o.zoom, normalize=o.normalize.value, **_load(o))
         code = _execute(job, paths, o, lambda outcome: run_output(
-            out_console, outcome.report, outcome.written, outcome.out_dir, o.verbose))
+            out_console, outcome.report, outcome.written, outcome.out_name, o.verbose))
         if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR) and not o.json_out:
             _preview(o.out, preview_protocol.value)
     raise typer.Exit(code)
@@ -173,8 +173,9 @@ def _execute(job, paths: list[Path], o: SimpleNamespace, present) -> int:
 
     if o.no_color:
         out_console.no_color = err_console.no_color = True
-    batch = BatchArgs(o.recursive, o.glob, o.workers, o.scheduler, o.resume, o.force, o.threads)
-    outcome = execute(job, paths, o.out, batch, progress=lambda found, total: _progress(o.quiet, found, total),
+    paths, out, options = _places(paths, o)
+    batch = BatchArgs(o.recursive, o.glob, o.workers, o.scheduler, o.resume, o.force, o.threads, options)
+    outcome = execute(job, paths, out, batch, progress=lambda found, total: _progress(o.quiet, found, total),
                       debug=o.debug)
     if outcome.interrupted:
         plain(err_console, outcome.interrupted_message)
@@ -189,6 +190,18 @@ def _execute(job, paths: list[Path], o: SimpleNamespace, present) -> int:
     return outcome.exit_code
 
 
+def _places(paths: list[str], o: SimpleNamespace) -> tuple[list, Any, dict | None]:
+    """``(paths, out, storage options)``: local paths as Path, URLs (s3://...) as given."""
+    from .storage import is_url, local_path, parse_storage_options
+
+    try:
+        options = parse_storage_options(o.storage_option or []) if o.storage_option else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    places = [p if is_url(p) else local_path(p) for p in paths]
+    return places, (o.out if is_url(o.out) else local_path(o.out)), options
+
+
 def _progress(quiet: bool, found, total: int):
     from .parallel import Progress
 
@@ -201,19 +214,24 @@ def _progress(quiet: bool, found, total: int):
     return Progress(err_console, mode, total)
 
 
-def _check_preview() -> None:
+def _check_preview(out: str) -> None:
     from .preview import PREVIEW_HINT, available
+    from .storage import is_url
 
+    if is_url(out):
+        raise UsageError("--preview shows the files of a local --out; with a URL --out, open them from the store")
     if not available():
         raise UsageError(f"--preview needs textual-image: {PREVIEW_HINT}")
 
 
-def _preview(out: Path, protocol: str, report_name: str = "report.json") -> None:
+def _preview(out: str, protocol: str, report_name: str = "report.json") -> None:
     """Print the preview of the report just written in ``out``."""
     import json
 
     from .preview import invariance_preview, run_preview
+    from .storage import local_path
 
+    out = local_path(out)
     report = json.loads((out / report_name).read_text(encoding="utf-8"))
     shown = run_preview(report, out, out_console, protocol) if report_name == "report.json" else \
         invariance_preview(report, out_console, protocol)
@@ -321,9 +339,9 @@ def invariance(
         job = InvarianceJob(stack=st, shifts=tuple(pairs), methods=_methods(compare, st), shift_mode=shift_mode.value,
                             color=o.color.value, plot=plot, html=o.html, **_load(o))
         if preview:
-            _check_preview()
+            _check_preview(o.out)
         code = _execute(job, paths, o, lambda outcome: invariance_output(
-            out_console, outcome.report, outcome.written, outcome.out_dir))
+            out_console, outcome.report, outcome.written, outcome.out_name))
         if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR) and not o.json_out:
             _preview(o.out, preview_protocol.value, "invariance.json")
     raise typer.Exit(code)

@@ -151,15 +151,22 @@ BATCH_OPTIONS = (
          "\\[default: the number of cores, divided among --workers processes]"),
     _opt("scheduler", Optional[str], None, metavar="local|tcp://HOST:PORT", panel=BATCH_PANEL,
          help="Run on Dask distributed (pip install 'poolcli\\[dask]'): 'local' for a LocalCluster of --workers "
-         "processes on this machine, or a scheduler's address. Workers write to --out: it must be a folder they share."),
+         "processes on this machine, or a scheduler's address. The workers read the inputs and write --out "
+         "themselves: a folder they share, or a URL (s3://...) on object storage."),
     _opt("resume", bool, False, "--resume", panel=BATCH_PANEL,
          help="Finish an interrupted run into the same --out: inputs whose outputs are complete (same options, "
          "unchanged file) are skipped; the report covers all inputs."),
     _opt("force", bool, False, "--force", panel=BATCH_PANEL, help="Overwrite the outputs of an earlier run in --out."),
+    _opt("storage_option", Optional[list[str]], None, "--storage-option", metavar="KEY=VALUE", panel=BATCH_PANEL,
+         help="An fsspec option for URL inputs and --out, e.g. endpoint_url=http://127.0.0.1:9000 or anon=true "
+         "(repeat for several; client_kwargs.region_name=... for nested ones). Credentials also come from each "
+         "backend's own environment and config; values are never written to a report or printed."),
 )
 
 OUTPUT_OPTIONS = (
-    _opt("out", Path, Path("poolcli-out"), "--out", "-o", panel=OUTPUT_PANEL, help="Output folder."),
+    # str, not Path: a URL keeps its '//' (s3://bucket/maps); local paths become Path in the CLI.
+    _opt("out", str, "poolcli-out", "--out", "-o", panel=OUTPUT_PANEL,
+         help="Output folder, or a URL on object storage (s3://bucket/maps, needs poolcli\\[cloud])."),
     _opt("json_out", bool, False, "--json", panel=OUTPUT_PANEL, help="Print the JSON report to stdout instead of tables."),
     _opt("quiet", bool, False, "--quiet", "-q", panel=OUTPUT_PANEL, help="No tables, no progress; failures and errors only."),
     _opt("verbose", bool, False, "--verbose", "-v", panel=OUTPUT_PANEL,
@@ -182,7 +189,8 @@ PATHS = Opt(
     "paths",
     # readable=False: an unreadable file or folder is a failure of that input (exit 1, the batch goes on),
     # not a usage error that stops the batch before it starts.
-    Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, TIFF, BMP, GIF, WebP, ...) or folders of them.",
+    Annotated[list[str], typer.Argument(help="Image files (PNG, JPEG, TIFF, BMP, GIF, WebP, ...) or folders of them, "
+                                        "or URLs on object storage (s3://bucket/photos/, needs poolcli\\[cloud]).",
                                          show_default=False, readable=False)],
     inspect.Parameter.empty,
 )
@@ -220,7 +228,7 @@ def command(app: typer.Typer, *groups: tuple[Opt, ...], name: str | None = None)
         group_names = {o.name for o in opts}
 
         @functools.wraps(impl)
-        def wrapper(paths: list[Path], **kw: Any) -> Any:
+        def wrapper(paths: list[str], **kw: Any) -> Any:
             o = SimpleNamespace(**{k: v for k, v in kw.items() if k in group_names})
             return impl(paths, o=o, **{k: v for k, v in kw.items() if k not in group_names})
 

@@ -54,6 +54,7 @@ Executors
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -294,7 +295,13 @@ def process_one(job: Any, item: InputItem, fp: str | dict | None, out_dir: Path)
 
     ``fp`` may be the job's options key (a dict): the worker then computes the fingerprint itself, so the
     input's bytes are hashed where they are read, in parallel, not all up front in the main process.
+    ``out_dir`` may be a :class:`poolcli.remote.Target` (a URL input or ``--out``): the worker then
+    downloads its input and uploads its outputs itself.
     """
+    if not isinstance(out_dir, Path):
+        from .remote import process
+
+        return process(job, item, fp, out_dir)
     if isinstance(fp, dict):
         fp = fingerprint(item, fp)
     return job.process(item, fp, out_dir)
@@ -626,20 +633,28 @@ class Interrupts:
             raise KeyboardInterrupt
 
 
-def _resumable(items: Sequence[InputItem], job: Any, out_dir: Path, resume: bool, res: BatchResult):
+def _resumable(items: Sequence[InputItem], job: Any, out_dir: Path, resume: bool, res: BatchResult,
+               markers: Any = None):
     """(fingerprints, indices still to do); inputs a matching marker covers go into ``res`` now.
 
     Only inputs with a marker are fingerprinted here (``--resume``); for the others the task carries the
-    options key and the worker fingerprints the input (see :func:`process_one`).
+    options key and the worker fingerprints the input (see :func:`process_one`). ``markers``: where the
+    markers are read when not under ``out_dir`` (a :class:`poolcli.remote.RemoteOut`).
     """
+    if markers is None:
+        has_marker = lambda it: job.marker_path(out_dir, it).exists()  # noqa: E731
+        cached_result = lambda it, fp: load_marker(out_dir, it, job, fp)  # noqa: E731
+    else:
+        has_marker = lambda it: markers.marked(it, job)  # noqa: E731
+        cached_result = lambda it, fp: markers.load_marker(it, job, fp)  # noqa: E731
     key = job.options_key()
     fps: list[Any] = [key] * len(items)
     todo: list[int] = []
     for i, it in enumerate(items):
-        marked = resume and not it.error and job.marker_path(out_dir, it).exists()
+        marked = resume and not it.error and has_marker(it)
         if marked:
             fps[i] = fingerprint(it, key)
-        cached = load_marker(out_dir, it, job, fps[i]) if marked else None
+        cached = cached_result(it, fps[i]) if marked else None
         if cached is not None:
             res.results[i] = cached
             res.resumed += 1
@@ -687,33 +702,40 @@ def run_batch(
     debug: bool = False,
     interrupts: Interrupts | None = None,
     command: str | None = None,
+    target: Any = None,
+    markers: Any = None,
 ) -> BatchResult:
     """Run ``job`` on every input; see the module docstring.
 
     ``interrupts``: the caller's :class:`Interrupts` block, so that signals
     stay held back while it writes its reports; without it, one around the
     batch alone. ``command`` is ignored (the job knows what it is; kept for
-    callers written before the jobs).
+    callers written before the jobs). ``target`` (a :class:`poolcli.remote.Target`)
+    and ``markers`` (a :class:`poolcli.remote.RemoteOut`): URL inputs or a URL ``--out``.
     """
     if interrupts is None:
         with Interrupts() as own:
             return run_batch(
                 items, job, out_dir=out_dir, workers=workers, scheduler=scheduler, resume=resume,
-                progress=progress, debug=debug, interrupts=own,
+                progress=progress, debug=debug, interrupts=own, target=target, markers=markers,
             )
     t0 = time.perf_counter()
     res = BatchResult(scheduler=scheduler)
-    fps, todo = _resumable(items, job, out_dir, resume, res)
+    fps, todo = _resumable(items, job, out_dir, resume, res, markers)
     progress.total = len(todo)
     if res.resumed:
         progress.note(f"resume: {res.resumed} of {len(items)} input(s) already done, {len(todo)} to go")
     if res.mismatched:
         progress.note(f"resume: {res.mismatched} earlier result(s) no longer match the options or the input; redoing them")
     if scheduler is not None:  # remote workers need absolute paths; reports keep the paths as given
-        task_items = [InputItem(Path(os.path.abspath(it.path)), it.out_rel, it.label, it.error) for it in items]
-        target = Path(os.path.abspath(out_dir))
+        task_items = [it if it.url else dataclasses.replace(it, path=Path(os.path.abspath(it.path)), display=it.label)
+                      for it in items]
+        if target is None:
+            target = Path(os.path.abspath(out_dir))
+        elif target.local is not None:
+            target = dataclasses.replace(target, local=Path(os.path.abspath(target.local)))
     else:
-        task_items, target = list(items), out_dir
+        task_items, target = list(items), out_dir if target is None else target
     tasks = ((i, (job, task_items[i], fps[i], target)) for i in todo)
     _drive(job, items, tasks, len(todo), res, out_dir, workers, scheduler, progress, debug, interrupts)
     res.seconds = time.perf_counter() - t0

@@ -96,9 +96,80 @@ def execute(
     after the last input, while the reports are written, is raised as
     ``KeyboardInterrupt`` once they are complete.
     """
-    out_dir, found = prepare(job, paths, out, batch)
+    from ..storage import is_url
+
+    if is_url(out) or any(is_url(p) for p in paths):
+        return _execute_stored(job, paths, out, batch, progress, debug)
+    out_dir, found = prepare(job, [Path(p) for p in paths], Path(out), batch)
     with lock_out(out_dir):
         return _run_locked(job, out_dir, found, batch, progress, debug)
+
+
+def _execute_stored(job: Job, paths: Sequence, out, batch: BatchArgs, progress, debug: bool) -> JobOutcome:
+    """:func:`execute` with URL inputs and/or a URL ``--out`` (:mod:`poolcli.remote`): the workers do the I/O."""
+    from .. import remote
+    from ..storage import is_url
+
+    options = batch.storage_options or {}
+    if batch.resume and batch.force:
+        raise UsageError("--resume and --force cannot be combined: --resume keeps finished outputs, --force redoes them")
+    check_scheduler(batch.scheduler)
+    stored = remote.RemoteOut(str(out), options) if is_url(out) else None
+    try:
+        if stored is not None:
+            stored.check()
+        out_dir = stored.local if stored is not None else None
+        found = _scan_mixed(paths, batch, options, str(out) if stored is not None else None,
+                            None if stored is not None else Path(out))
+        if stored is None:
+            out_dir = check_writable(out)
+        if not found.items:
+            raise UsageError("no images found in " + ", ".join(printable(str(p)) for p in paths))
+        if not (batch.resume or batch.force):
+            prev = stored.previous(found.items, job) if stored is not None else previous_outputs(out_dir, found.items, job)
+            if prev is not None:
+                raise UsageError(f"--out {out} already holds outputs of an earlier run ({prev}): "
+                                 "add --resume to finish that run, or --force to overwrite it")
+        job.check()
+        target = remote.Target(options, stored.store if stored is not None else None,
+                               None if stored is not None else out_dir)
+        if stored is None:
+            with lock_out(out_dir):
+                return _run_locked(job, out_dir, found, batch, progress, debug, target=target)
+        outcome = _run_locked(job, out_dir, found, batch, progress, debug, target=target, stored=stored)
+        stored.publish()
+        return outcome
+    finally:
+        if stored is not None:
+            stored.close()
+
+
+def _scan_mixed(paths: Sequence, batch: BatchArgs, options: dict, out_url: str | None, out_dir: Path | None) -> Discovery:
+    """:func:`poolcli.batch.scan` over local paths and URLs alike, in the order given, with its naming rules."""
+    from .. import remote
+    from ..batch import distinct_outputs
+    from ..storage import is_url
+
+    several = len(paths) > 1
+    items, skipped, folders, missing = [], 0, False, []
+    for p in paths:
+        if is_url(p):
+            remote.check_url_input(str(p), options)
+            part = remote.scan_url(str(p), options, batch.recursive, batch.globs, several, exclude=out_url)
+            if part.items and all(it.error == remote.NOT_FOUND for it in part.items):
+                missing.append(str(p))
+        else:
+            if not os.path.lexists(p):
+                missing.append(str(p))
+            part = scan([Path(p)], recursive=batch.recursive, globs=batch.globs,
+                        exclude=[out_dir] if out_dir is not None else [], several=several)
+        items += part.items
+        skipped += part.skipped
+        folders = folders or part.folders
+    if missing and len(missing) == len(paths):
+        raise InputMissing(f"{printable(missing[0])}: not found"
+                           + (f" (and {len(missing) - 1} more inputs)" if len(missing) > 1 else ""))
+    return Discovery(distinct_outputs(items), skipped, folders)
 
 
 LOCK_NAME = ".poolcli.lock"
@@ -160,7 +231,8 @@ def _sweep_staging(out_dir: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _run_locked(job: Job, out_dir: Path, found: Discovery, batch: BatchArgs, progress, debug: bool) -> JobOutcome:
+def _run_locked(job: Job, out_dir: Path, found: Discovery, batch: BatchArgs, progress, debug: bool,
+                target=None, stored=None) -> JobOutcome:
     from .._threads import set_num_threads
 
     items = found.items
@@ -176,7 +248,7 @@ def _run_locked(job: Job, out_dir: Path, found: Discovery, batch: BatchArgs, pro
     with Interrupts() as interrupts:
         res = run_batch(
             items, job, out_dir=out_dir, workers=workers, scheduler=batch.scheduler, resume=batch.resume,
-            progress=bar, debug=debug, interrupts=interrupts,
+            progress=bar, debug=debug, interrupts=interrupts, target=target, markers=stored,
         )
         outcome = JobOutcome(
             out_dir=out_dir,
@@ -189,5 +261,7 @@ def _run_locked(job: Job, out_dir: Path, found: Discovery, batch: BatchArgs, pro
             execution={"workers": res.workers, "scheduler": res.scheduler},
             timings=res.timings,
         )
+        if stored is not None:
+            outcome.out_url, outcome.stored = stored.url, stored.listing_after()
         outcome.report = job.finish(outcome)
     return outcome

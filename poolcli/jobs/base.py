@@ -64,6 +64,7 @@ class BatchArgs:
     resume: bool = False
     force: bool = False
     threads: Optional[int] = None  # None: the cores divided among the workers
+    storage_options: Optional[dict] = None  # fsspec options for URL inputs and --out (--storage-option)
 
 
 class Job(ABC):
@@ -179,6 +180,19 @@ class JobOutcome:
     report: dict[str, Any] = field(default_factory=dict)  # set from job.finish
     written: list[str] = field(default_factory=list)  # report files job.finish wrote, by name
     notes: list[str] = field(default_factory=list)  # plain-text lines for stderr (e.g. "poolcli: no plot: ...")
+    out_url: str = ""  # a URL --out: out_dir is then the local folder the reports are written in before upload
+    stored: Optional[set] = None  # a URL --out: the files in the store (relative), for has_file
+
+    @property
+    def out_name(self) -> str:
+        """``--out`` as the user gave it: the URL, or the folder."""
+        return self.out_url or str(self.out_dir)
+
+    def has_file(self, rel: str) -> bool:
+        """Whether ``--out`` holds the file ``rel`` (in the store for a URL --out, else under out_dir)."""
+        if (self.out_dir / rel).is_file():
+            return True
+        return self.stored is not None and rel in self.stored
 
     @property
     def records(self) -> list[Any]:
@@ -209,7 +223,7 @@ class JobOutcome:
         """The line for stderr when interrupted (plain text, not Rich markup), else None."""
         if not self.interrupted:
             return None
-        return f"poolcli: interrupted; {self.out_dir / self.report_name} lists what was done; run the same command with --resume to finish"
+        return f"poolcli: interrupted; {self.out_name.rstrip('/')}/{self.report_name} lists what was done; run the same command with --resume to finish"
 
 
 def files_key(stack: Any) -> dict[str, Any]:

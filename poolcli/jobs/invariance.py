@@ -140,13 +140,13 @@ class InvarianceJob(Job):
 
         out_dir = outcome.out_dir
         pictures = [{"title": "equiv_rel_l2 per method, stage and shift", "path": "invariance.png"}]
-        pictures = [p for p in pictures if (out_dir / p["path"]).is_file()]
+        pictures = [p for p in pictures if outcome.has_file(p["path"])]
         markers, diffs = {}, {}
         for item in outcome.items:
             rel = item.out_rel.as_posix()
             name = name_fields(item.label, "input")["input"]  # as the records name it
             markers[name] = f"{INVARIANCE_MARKERS}/{rel}.html"
-            if (out_dir / DIFFERENCE_MAPS / f"{rel}.png").is_file():
+            if outcome.has_file(f"{DIFFERENCE_MAPS}/{rel}.png"):
                 diffs[name] = f"{DIFFERENCE_MAPS}/{rel}.png"
         outcome.written += write_invariance_html(out_dir, report, pictures, diffs, markers)
 

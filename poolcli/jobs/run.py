@@ -161,7 +161,7 @@ class RunJob(Job):
             "nan": self.nan,
             "max_pixels": self.max_pixels,
             "max_frames": self.max_frames,
-            "out_dir": str(out_dir),
+            "out_dir": outcome.out_name,
             "inputs": inputs,
             "failures": outcome.failures,
             "summary": outcome.counts,
