@@ -154,6 +154,8 @@ def process(job: Any, item: InputItem, fp: str | dict | None, target: Target) ->
     """One input, in a worker, with a URL input and/or a URL ``--out`` (see the module docstring)."""
     from .batch import fingerprint
 
+    if item.error:  # known to fail from the listing (not found)
+        return {"ok": False, "error": item.error}
     with tempfile.TemporaryDirectory(prefix="poolcli-task-") as tmp:
         if item.url:
             got = _download(item, target.options, Path(tmp) / "in")

@@ -137,3 +137,50 @@ def truncated_png(tmp_path: Path) -> Path:
 def tiny_png(tmp_path: Path) -> Path:
     """A 1 x 1 image: smaller than a 2 x 2 pooling window."""
     return write_image(tmp_path / "imgs" / "tiny.png", "L", (1, 1), seed=7)
+
+
+# ----------------------------------------------------------------------------- an S3-protocol server on loopback
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """``http://127.0.0.1:PORT`` of moto's standalone S3 server (``moto[server]``), started here, stopped at the end.
+
+    Any key and secret are accepted; nothing leaves the machine.
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("moto", reason="the test extra installs moto[server]")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("moto's S3 server did not start")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -114,6 +114,7 @@ def _execute_stored(job: Job, paths: Sequence, out, batch: BatchArgs, progress, 
     if batch.resume and batch.force:
         raise UsageError("--resume and --force cannot be combined: --resume keeps finished outputs, --force redoes them")
     check_scheduler(batch.scheduler)
+    batch = _in_process_for_memory(paths, out, batch)
     stored = remote.RemoteOut(str(out), options) if is_url(out) else None
     try:
         if stored is not None:
@@ -142,6 +143,17 @@ def _execute_stored(job: Job, paths: Sequence, out, batch: BatchArgs, progress, 
     finally:
         if stored is not None:
             stored.close()
+
+
+def _in_process_for_memory(paths: Sequence, out, batch: BatchArgs) -> BatchArgs:
+    """``memory://`` lives in this process: its batches run here, one input at a time."""
+    import dataclasses
+
+    if not any(str(p).lower().startswith("memory://") for p in [*paths, out]):
+        return batch
+    if batch.scheduler is not None or (batch.workers or 1) > 1:
+        raise UsageError("memory:// URLs live in this process: use --workers 1, without --scheduler")
+    return dataclasses.replace(batch, workers=1)
 
 
 def _scan_mixed(paths: Sequence, batch: BatchArgs, options: dict, out_url: str | None, out_dir: Path | None) -> Discovery:
