@@ -117,13 +117,11 @@ def _execute_stored(job: Job, paths: Sequence, out, batch: BatchArgs, progress, 
     batch = _in_process_for_memory(paths, out, batch)
     stored = remote.RemoteOut(str(out), options) if is_url(out) else None
     try:
-        if stored is not None:
-            stored.check()
-        out_dir = stored.local if stored is not None else None
         found = _scan_mixed(paths, batch, options, str(out) if stored is not None else None,
                             None if stored is not None else Path(out))
-        if stored is None:
-            out_dir = check_writable(out)
+        if stored is not None:  # after the scan: a run whose inputs all do not exist creates nothing
+            stored.check()
+        out_dir = stored.local if stored is not None else check_writable(out)
         if not found.items:
             raise UsageError("no images found in " + ", ".join(printable(str(p)) for p in paths))
         if not (batch.resume or batch.force):
