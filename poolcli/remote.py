@@ -175,7 +175,7 @@ def _to_store(job: Any, item: InputItem, fp: str | None, stage: Path, out: Store
     marker = job.marker_path(stage, item).relative_to(stage).as_posix()
     folder = job.guard_path(stage, item).relative_to(stage).as_posix()
     try:
-        out.remove(marker)  # the outputs are about to change: the old marker no longer vouches
+        out.remove_file(marker)  # the outputs are about to change: the old marker no longer vouches
         outcome = job.process(item, fp, stage)
         if not outcome.get("ok"):
             return outcome

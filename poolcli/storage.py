@@ -238,6 +238,15 @@ class Store:
             done.append(rel)
         return done
 
+    def remove_file(self, rel: str) -> None:
+        """Delete one object (one request; nothing to do when it does not exist)."""
+        try:
+            self.fs.rm_file(self.path(rel))
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise self.fail(f"remove {rel}", exc) from None
+
     def remove(self, rel: str) -> None:
         try:
             self.fs.rm(self.path(rel), recursive=True)
