@@ -178,9 +178,17 @@ def s3_endpoint():
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
+        stop(proc)
+
+
+def stop(proc, timeout: float = 20) -> None:
+    """End a server the tests started: SIGTERM, then SIGKILL if it has not ended within ``timeout``."""
+    import subprocess
+
+    if proc.poll() is None:
         proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

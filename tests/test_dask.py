@@ -22,7 +22,7 @@ distributed = pytest.importorskip("distributed")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from conftest import SUBPROCESS_ENV  # noqa: E402
+from conftest import SUBPROCESS_ENV, stop  # noqa: E402
 from poolcli.cli import app  # noqa: E402
 from test_batch import files, leftovers, make_tree, stable  # noqa: E402
 
@@ -33,13 +33,7 @@ START_TIMEOUT = 60
 def _stop(procs: list[subprocess.Popen]) -> None:
     """Workers first, each to its end, then the scheduler (a worker whose scheduler is gone waits for it)."""
     for p in reversed(procs):
-        if p.poll() is None:
-            p.terminate()
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
+        stop(p)
 
 
 @pytest.fixture(scope="module")
