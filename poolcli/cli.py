@@ -122,11 +122,15 @@ def run(
     unpool: Annotated[
         bool,
         typer.Option(
-            help="For every max-pooling stage, also write the stage's input with each kept maximum in place and "
-            "zeros elsewhere (max_unpool2d): what max pooling kept and threw away.",
+            help="For every max-pooling stage, also show the stage's input with each kept maximum in place and "
+            "zeros elsewhere (max_unpool2d): what max pooling kept and threw away. Stored as the PNG and the "
+            "int32 indices of the maxima (_unpool_indices.npy; unpool2d rebuilds the map).",
             rich_help_panel=OUTPUT_PANEL,
         ),
     ] = True,
+    unpool_dense: Annotated[
+        bool, typer.Option("--unpool-dense", help="Also write the full-size unpool map as .npy (float32, mostly zeros).",
+                           rich_help_panel=OUTPUT_PANEL)] = False,
     preview: Annotated[
         bool, typer.Option(help="Show the input and each stage's map in the terminal (needs poolcli\\[preview]).",
                            rich_help_panel=OUTPUT_PANEL)] = False,
@@ -149,6 +153,7 @@ def run(
         if preview:
             _check_preview(o.out)
         job = RunJob(stack=st, color=o.color.value, dense_units=dense_units, png=png, montage=montage, unpool=unpool,
+                     unpool_dense=unpool_dense,
                      html=o.html, zoom=o.zoom, normalize=o.normalize.value, **_load(o))
         code = _execute(job, paths, o, lambda outcome: run_output(
             out_console, outcome.report, outcome.written, outcome.out_name, o.verbose))

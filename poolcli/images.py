@@ -492,9 +492,12 @@ def to_uint8(plane: np.ndarray) -> np.ndarray:
     array([[  0,   0],
            [  0, 255]], dtype=uint8)
     """
-    values = np.asarray(plane)
+    lazy = getattr(plane, "lazy_rows", False)  # a map served in bands of rows (an unpool map): never whole
+    values = plane if lazy else np.asarray(plane)
     if values.ndim != 2:
         raise ValueError(f"plane must be a 2-D array; got shape {values.shape}")
+    if lazy and values.size <= (1 << 22):
+        values = np.asarray(values)
     if values.dtype in (np.float32, np.float64) and 0 < values.size <= (1 << 22):  # big maps: the bands below
         lo, hi = values.min(), values.max()  # NaN or +-inf in either means a non-finite value
         finite = np.isfinite(lo) and np.isfinite(hi) and abs(float(hi) - float(lo)) < np.finfo(values.dtype).max / 2
@@ -511,19 +514,29 @@ def to_uint8(plane: np.ndarray) -> np.ndarray:
     lo, hi = np.inf, -np.inf
     for b in bands:
         v = values[b].astype(np.float64)
-        f = v[np.isfinite(v)]
-        if f.size:
-            lo, hi = min(lo, float(f.min())), max(hi, float(f.max()))
+        mn, mx = v.min(initial=np.inf), v.max(initial=-np.inf)
+        if not (np.isfinite(mn) and np.isfinite(mx)):  # NaN or +-inf in the band: its finite values only
+            v = v[np.isfinite(v)]
+            mn, mx = v.min(initial=np.inf), v.max(initial=-np.inf)
+        lo, hi = min(lo, float(mn)), max(hi, float(mx))
     out = np.zeros(values.shape, dtype=np.uint8)
     half_span = hi / 2 - lo / 2  # halves: no overflow near the float limits
     for b in bands:
         v = values[b].astype(np.float64)
         o = out[b]
-        o[v == np.inf] = 255
-        if hi > lo:
-            finite = np.isfinite(v)
-            scaled = (v[finite] / 2 - lo / 2) / half_span * 255.0
-            o[finite] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        finite = np.isfinite(v)
+        every = bool(finite.all())
+        if not every:
+            o[v == np.inf] = 255
+        if hi > lo:  # the same arithmetic either way; a band without NaN or inf skips the masks
+            scaled = (v if every else v[finite]) / 2 - lo / 2
+            scaled /= half_span
+            scaled *= 255.0
+            np.clip(np.rint(scaled, out=scaled), 0, 255, out=scaled)
+            if every:
+                o[...] = scaled
+            else:
+                o[finite] = scaled
     return out
 
 
@@ -606,6 +619,8 @@ def _font(size: int = _FONT_SIZE) -> ImageFont.FreeTypeFont | ImageFont.ImageFon
 
 
 def _as_maps(name: str, array: np.ndarray) -> np.ndarray:
+    if getattr(array, "lazy_rows", False) and len(array.shape) == 3 and 0 not in array.shape:
+        return array  # (C, H, W) served in bands of rows: drawn band by band, never made whole
     maps = np.asarray(array)
     if maps.ndim == 2:
         maps = maps[np.newaxis]
@@ -667,15 +682,15 @@ def reduce_map(plane: np.ndarray, factor: int, how: str = "mean") -> np.ndarray:
     step = _band_rows(w, factor)
     with np.errstate(all="ignore"):
         for r0 in range(0, h, step):
-            band = plane[r0 : r0 + step].astype(np.float64)
+            band = plane[r0 : r0 + step]
             rows = np.arange(0, band.shape[0], factor)
-            if how == "mean":
-                sums = np.add.reduceat(np.add.reduceat(band, rows, axis=0), cols, axis=1)
+            if how == "mean":  # summed in float64 (dtype=): the same sums as on a float64 copy, without the copy
+                sums = np.add.reduceat(np.add.reduceat(band, rows, axis=0, dtype=np.float64), cols, axis=1)
                 counts = np.outer(np.diff(np.append(rows, band.shape[0])), col_counts)
                 block = sums / counts
             else:
-                mx = np.maximum.reduceat(np.maximum.reduceat(band, rows, axis=0), cols, axis=1)
-                mn = np.minimum.reduceat(np.minimum.reduceat(band, rows, axis=0), cols, axis=1)
+                mx = np.maximum.reduceat(np.maximum.reduceat(band, rows, axis=0), cols, axis=1).astype(np.float64)
+                mn = np.minimum.reduceat(np.minimum.reduceat(band, rows, axis=0), cols, axis=1).astype(np.float64)
                 block = np.where(mx >= -mn, mx, mn)
             out[r0 // factor : r0 // factor + rows.size] = block
     return out

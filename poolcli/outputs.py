@@ -20,7 +20,7 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 from .errors import OutputError
 
@@ -40,6 +40,15 @@ __all__ = [
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write(fh)`` on a temporary file in ``path``'s folder, then ``os.replace`` it to ``path``.
+
+    For what is written piece by piece (an ``.npy`` streamed from its array, without
+    a second copy in memory); the same guarantees as :func:`atomic_write_bytes`.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +57,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             if hasattr(os, "fchmod"):
                 os.fchmod(fh.fileno(), _FILE_MODE)
@@ -69,12 +78,29 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def save_npy(path: str | os.PathLike[str], array: Any) -> Path:
-    """Save one array as ``.npy``, atomically."""
+    """Save one array as ``.npy``, atomically, streamed to the file (no copy of it in memory).
+
+    ``array`` may also be a map served in bands of rows (``lazy_rows``, e.g.
+    :class:`poolcli.pooling.torch_ops.UnpoolView`): it is written band by band,
+    the same bytes ``np.save`` writes for the dense array.
+    """
     import numpy as np
 
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return atomic_write_bytes(path, buf.getvalue())
+    if getattr(array, "lazy_rows", False):
+        return atomic_write(path, lambda fh: _write_npy_rows(fh, array))
+    return atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(array), allow_pickle=False))
+
+
+def _write_npy_rows(fh: BinaryIO, view: Any) -> None:
+    import numpy as np
+
+    c, h, w = view.shape
+    np.lib.format.write_array_header_1_0(
+        fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(view.dtype)), "fortran_order": False, "shape": (c, h, w)})
+    rows = max(1, (1 << 22) // max(1, w))
+    for k in range(c):
+        for r in range(0, h, rows):
+            fh.write(np.ascontiguousarray(view.rows(r, r + rows, slice(k, k + 1))).tobytes())
 
 
 def save_json(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -58,7 +58,8 @@ class RunJob(Job):
     dense_units: int = 128
     png: bool = True
     montage: bool = True
-    unpool: bool = True  # an unpool map per max-pooling stage
+    unpool: bool = True  # an unpool map per max-pooling stage (indices + PNG)
+    unpool_dense: bool = False  # also the dense full-size unpool map as .npy (unpool_npy)
     nan: str = "error"  # images.load_image's NaN policy
     max_pixels: Optional[int] = None
     max_frames: Optional[int] = None
@@ -77,6 +78,8 @@ class RunJob(Job):
             "png": self.png,
             "montage": self.montage,
             "unpool": self.unpool,
+            # how unpool maps are stored (int32 indices since 0.1.0+; older markers are redone)
+            **({"unpool_store": "indices+dense" if self.unpool_dense else "indices"} if self.unpool else {}),
             "nan": self.nan,
             "max_pixels": self.max_pixels,
             "max_frames": self.max_frames,
@@ -128,7 +131,7 @@ class RunJob(Job):
         stages = result.get("stages", [])
         files = [s.get("npy") for s in stages]
         files += [png for s in stages for png in s.get("png", [])]
-        files += [s.get("unpool_npy") for s in stages]
+        files += [s.get("unpool_npy") for s in stages] + [s.get("unpool_indices") for s in stages]
         files += [png for s in stages for png in s.get("unpool_png", [])]
         files.append(result.get("montage"))
         return [f for f in files if f is not None]
@@ -220,18 +223,26 @@ def unpool_map(x, geometry: dict):
     """The input ``x`` (C, H, W) of a max stage with every kept maximum in place, zeros elsewhere.
 
     ``pool2d(x, "max", ..., return_indices=True)`` then
-    ``unpool2d(out, idx, size, stride, padding, output_size=(H, W))``.
+    ``unpool2d(out, idx, size, stride, padding, output_size=(H, W))``: the
+    dense map, whole (:func:`unpool_view` serves it in bands instead).
     """
-    from ..pooling import pool2d
-    from ..pooling_family import unpool2d
+    import numpy as np
+
+    return np.asarray(unpool_view(x, geometry))
+
+
+def unpool_view(x, geometry: dict):
+    """The unpool map of a max stage as a :class:`~poolcli.pooling.torch_ops.UnpoolView`: its pooled values
+    and int32 indices (pooled size), the dense (C, H, W) map served in bands of rows."""
+    from ..pooling.torch_ops import UnpoolView, max_pool2d_with_indices
 
     g = geometry
-    out, idx = pool2d(x, "max", g["size"], g["stride"], g["padding"], 1, g["ceil_mode"], return_indices=True)
-    return unpool2d(out, idx, g["size"], g["stride"], g["padding"], output_size=tuple(x.shape[-2:]))
+    out, idx = max_pool2d_with_indices(x, g["size"], g["stride"], g["padding"], 1, g["ceil_mode"], int32=True)
+    return UnpoolView(out, idx, g["size"], g["stride"], g["padding"], 1, tuple(x.shape[-2:]))
 
 
 def compute_stages(item: InputItem, x, opts: RunJob) -> list[tuple]:
-    """``(index, stage, output, unpool map or None)`` for every stage; nothing written yet."""
+    """``(index, stage, output, unpool view or None)`` for every stage; nothing written yet."""
     import numpy as np
 
     computed = []
@@ -242,7 +253,10 @@ def compute_stages(item: InputItem, x, opts: RunJob) -> list[tuple]:
                 geometry = unpool_geometry(stage) if opts.unpool else None
                 unpooled = None
                 if geometry is not None:
-                    unpooled = np.ascontiguousarray(unpool_map(x, geometry), dtype=np.float32)
+                    unpooled = unpool_view(x, geometry)
+                    if unpooled.values.shape == y.shape and np.array_equal(unpooled.values.view(np.uint32),
+                                                                           y.view(np.uint32)):
+                        unpooled.values = y  # bit for bit the stage's own maps: one copy, not two
         except PoolcliError:
             raise
         except ValueError as exc:
@@ -294,16 +308,17 @@ def write_stages(item: InputItem, computed: list[tuple], input_shape: tuple, opt
 
     out_dir = opts.out_dir / item.out_rel
 
-    def write_maps(stem: str, maps) -> tuple[str, list[str]]:
-        npy = out_dir / f"{stem}.npy"
-        save_npy(npy, maps)
+    def write_maps(stem: str, maps, npy: bool = True) -> tuple[str | None, list[str]]:
+        path = out_dir / f"{stem}.npy"
+        if npy:
+            save_npy(path, maps)
         pngs = []
         if opts.png:
             for c in range(maps.shape[0]):
                 png = out_dir / f"{stem}_c{c}.png"
                 atomic_write_bytes(png, images.encode_png(images.to_uint8(maps[c])))
                 pngs.append(png.relative_to(opts.out_dir).as_posix())
-        return npy.relative_to(opts.out_dir).as_posix(), pngs
+        return (path.relative_to(opts.out_dir).as_posix() if npy else None), pngs
 
     stages = []
     panels: list[tuple] = []
@@ -324,10 +339,31 @@ def write_stages(item: InputItem, computed: list[tuple], input_shape: tuple, opt
         before = names
         names = stage_channels(names, stage, y.shape[0])
         if unpooled is not None:
-            rec["unpool_npy"], rec["unpool_png"] = write_maps(f"{stem}_unpool", unpooled)
+            rec.update(write_unpool(out_dir, f"{stem}_unpool", unpooled, y, npy_rel, write_maps, opts))
         panels += montage_panels(index, stage.name, shape_txt, y, names, unpooled, before)
         stages.append(rec)
     return stages, panels
+
+
+def write_unpool(out_dir: Path, stem: str, view, y, npy_rel: str, write_maps, opts: RunJob) -> dict:
+    """An unpool map as what it is: int32 indices at pooled size beside the stage's values, the PNG
+    rendered in bands; the dense ``.npy`` (``unpool_npy``) only with ``opts.unpool_dense``."""
+    rec = {}
+    indices = out_dir / f"{stem}_indices.npy"
+    save_npy(indices, view.indices)
+    rec["unpool_indices"] = indices.relative_to(opts.out_dir).as_posix()
+    if view.values is y:
+        rec["unpool_values"] = npy_rel
+    else:  # (never seen: the pooling with indices keeps the stage's own values)
+        values = out_dir / f"{stem}_values.npy"
+        save_npy(values, view.values)
+        rec["unpool_values"] = values.relative_to(opts.out_dir).as_posix()
+    rec["unpool_shape"] = list(view.shape)
+    if opts.unpool_dense:
+        rec["unpool_npy"], rec["unpool_png"] = write_maps(stem, view)
+    else:
+        rec["unpool_png"] = write_maps(stem, view, npy=False)[1]
+    return rec
 
 
 # ----------------------------------------------------------------------------- montage panels

@@ -76,6 +76,7 @@ __all__ = [
     "global_pool2d",
     "max_pool2d_with_indices",
     "unpool2d",
+    "UnpoolView",
     "check_p",
 ]
 
@@ -469,6 +470,8 @@ def max_pool2d_with_indices(
     padding: Any = 0,
     dilation: Any = 1,
     ceil_mode: bool = False,
+    *,
+    int32: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Max pooling that also returns where each maximum came from, as PyTorch does.
 
@@ -486,10 +489,13 @@ def max_pool2d_with_indices(
     possible with per-side or 'same' padding and dilation) gives -inf and
     index -1.
 
+    With ``int32=True`` the indices are int32 (half the memory) when every
+    position of a plane fits, else int64 as always.
+
     Returns
     -------
     out : numpy.ndarray, shape (..., OH, OW), x's float dtype
-    indices : numpy.ndarray of int64, the same shape
+    indices : numpy.ndarray of int64 (or int32, see above), the same shape
 
     Examples
     --------
@@ -504,23 +510,48 @@ def max_pool2d_with_indices(
     planes, lead = as_planes(x)
     h, w = planes.shape[1:]
     g = pool_geometry((h, w), size, stride, padding, dilation, ceil_mode)
-    (sh, sw), (dh, dw), (oh, ow) = g.stride, g.dilation, g.out
-    top, left = g.pads[0], g.pads[2]
+    (kh, kw), (oh, ow) = g.size, g.out
     xp = pad_planes(planes, g, -np.inf)
+    best = np.full((planes.shape[0], oh, ow), -np.inf, dtype=planes.dtype)
+    # Which tap won, per window (the index is built once at the end, in bands: building a full
+    # int64 index array per tap took 2.8 s and 3 x 134 MB on an 8192x8192 plane, measured).
+    none = kh * kw
+    tap_dtype = np.uint8 if none < 255 else np.uint16 if none < 65535 else np.int64
+    won = np.full(best.shape, none, dtype=tap_dtype)
+    upd = np.empty(best.shape, dtype=bool)
+    nan = bool(np.isnan(planes).any()) if planes.dtype.kind == "f" else False
+    for i, j, v in window_taps(xp, g):
+        np.greater(v, best, out=upd)
+        if nan:
+            upd |= np.isnan(v)
+        np.copyto(best, v, where=upd)
+        np.copyto(won, i * kw + j, where=upd, casting="unsafe")
+    del xp, upd
+    index_dtype = np.int32 if int32 and h * w < 2**31 else np.int64
+    return restore_planes(best, lead), restore_planes(_tap_indices(won, g, (h, w), index_dtype), lead)
+
+
+def _tap_indices(won: np.ndarray, g: Any, hw: tuple[int, int], dtype: Any) -> np.ndarray:
+    """Flat input positions ``ih * W + iw`` from the winning tap numbers (``kh * kw``: no tap won, so the
+    window's first input tap, or -1 for a window without one), in bands of rows."""
+    h, w = hw
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = g.size, g.stride, g.dilation, g.out
+    top, left = g.pads[0], g.pads[2]
     r0 = _first_real(oh, sh, dh, top)
     c0 = _first_real(ow, sw, dw, left)
-    init = np.where((r0 < h)[:, None] & (c0 < w)[None, :], r0[:, None] * w + c0[None, :], -1)
-    best = np.full((planes.shape[0], oh, ow), -np.inf, dtype=planes.dtype)
-    idx = np.broadcast_to(init, best.shape).copy()
     rstart = np.arange(oh, dtype=np.int64) * sh - top
     cstart = np.arange(ow, dtype=np.int64) * sw - left
-    for i, j, v in window_taps(xp, g):
-        upd = (v > best) | np.isnan(v)
-        if upd.any():
-            np.copyto(best, v, where=upd)
-            tap = (rstart + i * dh)[:, None] * w + (cstart + j * dw)[None, :]
-            np.copyto(idx, np.broadcast_to(tap, idx.shape), where=upd)
-    return restore_planes(best, lead), restore_planes(idx, lead)
+    ti = np.arange(kh * kw + 1) // kw  # the tap number -> its row and column offset in the window
+    tj = np.arange(kh * kw + 1) % kw
+    out = np.empty(won.shape, dtype=dtype)
+    rows = max(1, (1 << 20) // max(1, ow))
+    for a in range(0, oh, rows):
+        b = min(oh, a + rows)
+        t = won[:, a:b].astype(np.intp)
+        idx = (rstart[a:b, None] + ti[t] * dh) * w + (cstart[None, :] + tj[t] * dw)
+        init = np.where((r0[a:b] < h)[:, None] & (c0 < w)[None, :], r0[a:b, None] * w + c0[None, :], -1)
+        out[:, a:b] = np.where(t == kh * kw, init, idx)
+    return out
 
 
 # ----------------------------------------------------------------------------- unpooling
@@ -636,3 +667,97 @@ def unpool2d(
     keep = pos.size - 1 - first_rev
     out.reshape(-1)[pos[keep]] = vals[keep]
     return restore_planes(out.reshape(planes.shape[0], oh, ow), lead)
+
+
+class UnpoolView:
+    """``unpool2d(pooled, indices, ...)``, served in bands of rows: the dense map is never held whole.
+
+    For the maxima of one input (``max_pool2d_with_indices``): two windows that
+    kept the same position kept the same value, so the order of writes does not
+    matter. ``size``, ``stride``, ``padding`` and ``dilation`` are the pooling's,
+    ``output_size`` the input's (H, W). ``view[c]`` is one channel
+    (:class:`UnpoolPlane`); ``view.rows(r0, r1)`` rows ``r0:r1`` of every
+    channel; ``np.asarray(view)`` the whole dense map (what :func:`unpool2d` gives).
+
+    >>> x = np.array([[[1., 5., 5., 0.], [2., 3., 4., 8.]]])
+    >>> out, idx = max_pool2d_with_indices(x, 2)
+    >>> view = UnpoolView(out, idx, 2, 2, 0, 1, (2, 4))
+    >>> view.rows(1, 2)
+    array([[[0., 0., 0., 8.]]])
+    >>> bool((np.asarray(view) == unpool2d(out, idx, 2, output_size=(2, 4))).all())
+    True
+    """
+
+    lazy_rows = True  # poolcli.images draws and encodes such maps band by band
+
+    def __init__(self, pooled, indices, size, stride, padding, dilation, output_size):
+        self.values = np.asarray(pooled)
+        self.indices = np.asarray(indices)
+        if self.values.ndim != 3 or self.indices.shape != self.values.shape:
+            raise ValueError(f"pooled and indices must be (C, h, w) arrays of one shape; got {self.values.shape} "
+                             f"and {self.indices.shape}")
+        g = pool_geometry(tuple(output_size), size, stride, padding, dilation, False)
+        self.kh, self.sh, self.dh, self.top = g.size[0], g.stride[0], g.dilation[0], g.pads[0]
+        self.H, self.W = (int(v) for v in output_size)
+        if self.indices.size and (int(self.indices.min()) < 0 or int(self.indices.max()) >= self.H * self.W):
+            raise ValueError(f"indices must lie in [0, {self.H * self.W}) for an output plane of {(self.H, self.W)}")
+        self.shape = (self.values.shape[0], self.H, self.W)
+        self.dtype = self.values.dtype
+        self.ndim = 3
+
+    def rows(self, r0: int, r1: int, channels: slice = slice(None)) -> np.ndarray:
+        """Rows ``r0:r1`` of the dense map (of ``channels``): zeros, and every kept maximum in its place."""
+        r0, r1 = max(0, r0), min(self.H, r1)
+        vals, idx = self.values[channels], self.indices[channels]
+        out = np.zeros((vals.shape[0], max(0, r1 - r0) * self.W), dtype=self.dtype)
+        if r1 <= r0:
+            return out.reshape(vals.shape[0], 0, self.W)
+        # the pooled rows whose windows reach into r0:r1
+        i0 = max(0, -(-(r0 + self.top - (self.kh - 1) * self.dh) // self.sh))
+        i1 = min(vals.shape[1], (r1 - 1 + self.top) // self.sh + 1)
+        for c in range(vals.shape[0]):
+            ix = idx[c, i0:i1].ravel().astype(np.int64) - r0 * self.W
+            keep = (ix >= 0) & (ix < out.shape[1])
+            out[c, ix[keep]] = vals[c, i0:i1].ravel()[keep]
+        return out.reshape(vals.shape[0], r1 - r0, self.W)
+
+    def __getitem__(self, c: int) -> "UnpoolPlane":
+        return UnpoolPlane(self, int(c))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        dense = self.rows(0, self.H)
+        return dense if dtype is None else dense.astype(dtype)
+
+
+class UnpoolPlane:
+    """One channel of an :class:`UnpoolView`: ``plane[r0:r1]`` (rows), ``plane[np.ix_(rows, cols)]``."""
+
+    lazy_rows = True
+
+    def __init__(self, view: UnpoolView, channel: int):
+        self.view, self.channel = view, channel
+        self.shape = (view.H, view.W)
+        self.size = view.H * view.W
+        self.dtype = view.dtype
+        self.ndim = 2
+
+    def __getitem__(self, key) -> np.ndarray:
+        c = slice(self.channel, self.channel + 1)
+        if isinstance(key, slice) and key.step in (None, 1):
+            r0, r1, _ = key.indices(self.view.H)
+            return self.view.rows(r0, r1, c)[0]
+        if isinstance(key, tuple) and len(key) == 2:  # np.ix_(rows, cols): the span of those rows only
+            rows = np.asarray(key[0]).ravel()
+            if rows.size == 0:
+                return np.zeros((0, np.asarray(key[1]).size), dtype=self.dtype)
+            lo, hi = int(rows.min()), int(rows.max()) + 1
+            band = self.view.rows(lo, hi, c)[0]
+            return band[np.ix_(rows - lo, np.asarray(key[1]).ravel())]
+        return np.asarray(self)[key]
+
+    def astype(self, dtype) -> np.ndarray:
+        return np.asarray(self, dtype=dtype)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        dense = self[0 : self.view.H]
+        return dense if dtype is None else dense.astype(dtype)
