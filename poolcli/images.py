@@ -282,20 +282,24 @@ def _to_array(im: Image.Image, path: Path) -> np.ndarray:
     else:
         data = np.moveaxis(data, -1, 0)
 
+    scale = None
     if im.mode == "1":
-        out = data.astype(np.float32)
+        pass
     elif data.dtype == np.uint8:
-        out = data.astype(np.float32) / np.float32(255)
+        scale = np.float32(255)
     elif data.dtype.kind == "u" and data.dtype.itemsize == 2:  # I;16, I;16B, ...
-        out = data.astype(np.float32) / np.float32(65535)
+        scale = np.float32(65535)
     elif im.mode == "I":
         if fmt == "PNG" or (data.size and data.min() >= 0 and data.max() <= 65535):
-            out = data.astype(np.float32) / np.float32(65535)
-        else:
-            out = data.astype(np.float32)
-    else:  # "F"
-        out = data.astype(np.float32)
-    return np.ascontiguousarray(out)
+            scale = np.float32(65535)
+    # Channel by channel into one (C, H, W) float32 array: the same values as data.astype(float32) / scale,
+    # without the two whole-image float32 temporaries (an interleaved copy and its contiguous copy).
+    out = np.empty(data.shape, dtype=np.float32)
+    for c in range(data.shape[0]):
+        out[c] = data[c]
+        if scale is not None:
+            out[c] /= scale
+    return out
 
 
 def _luminance(channels: np.ndarray) -> np.ndarray:

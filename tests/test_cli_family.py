@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from poolcli.cli import PoolMode, app, build_stack, main
 from poolcli.errors import UsageError
-from poolcli.pooling import pool2d
+from poolcli.pooling import pool2d, unpool2d
 from poolcli.pooling_family import fractional_max_pool2d, learned_pool2d
 from poolcli.stack import POOL_METHODS, Stack, parse_stack
 
@@ -238,10 +238,14 @@ def brute_unpool(x: np.ndarray, k: int, s: int, pad: int = 0) -> tuple[np.ndarra
 def test_unpool_places_each_maximum_back(tmp_path):
     img = distinct_png(tmp_path / "img.png", 12, 16, seed=1)
     out = tmp_path / "out"
-    rep = run_ok(img, "--filter", "none", "--pool", "max", "--size", "2", out=out)
+    rep = run_ok(img, "--filter", "none", "--pool", "max", "--size", "2", "--unpool-dense", out=out)
     (s,) = stages(rep)
     x = np.asarray(Image.open(img), dtype=np.float32)[np.newaxis] / np.float32(255)
     un = np.load(out / s["unpool_npy"])
+    # the compact form (int32 indices beside the stage's values) rebuilds it with unpool2d
+    idx = np.load(out / s["unpool_indices"])
+    assert idx.dtype == np.int32 and idx.shape == (1, 6, 8) and s["unpool_values"] == s["npy"]
+    np.testing.assert_array_equal(unpool2d(np.load(out / s["npy"]), idx, 2, output_size=s["unpool_shape"][1:]), un)
     assert un.shape == x.shape and un.dtype == np.float32
     want, windows = brute_unpool(x, 2, 2)
     np.testing.assert_array_equal(un, want)
@@ -262,7 +266,7 @@ def test_unpool_places_each_maximum_back(tmp_path):
 def test_unpool_overlapping_padded_windows_and_second_stage(tmp_path):
     img = distinct_png(tmp_path / "img.png", 11, 13, seed=2)
     out = tmp_path / "out"
-    rep = run_ok(img, "--stack", "max(3, stride=2, padding=1) | relu | max(2)", out=out)
+    rep = run_ok(img, "--stack", "max(3, stride=2, padding=1) | relu | max(2)", "--unpool-dense", out=out)
     s1, s2, s3 = stages(rep)
     x = np.asarray(Image.open(img), dtype=np.float32)[np.newaxis] / np.float32(255)
     np.testing.assert_array_equal(np.load(out / s1["unpool_npy"]), brute_unpool(x, 3, 2, 1)[0])
@@ -277,7 +281,8 @@ def test_unpool_per_channel_with_color_keep(tmp_path, rgb_png):
     rep = run_ok(rgb_png, "--filter", "none", "--color", "keep", "--pool", "max", out=out)
     (s,) = stages(rep)
     assert len(s["unpool_png"]) == 3 and all((out / p).is_file() for p in s["unpool_png"])
-    assert np.load(out / s["unpool_npy"]).shape == (3, 10, 14)
+    assert np.load(out / s["unpool_indices"]).shape == (3, 5, 7) and s["unpool_shape"] == [3, 10, 14]
+    assert "unpool_npy" not in s  # the dense map only with --unpool-dense
 
 
 @pytest.mark.parametrize(
@@ -288,7 +293,7 @@ def test_no_unpool_for_other_stages(tmp_path, make_image, spec):
     img = make_image("img.png", "L", (12, 12))
     out = tmp_path / "out"
     rep = run_ok(img, "--stack", spec, out=out)
-    assert "unpool_npy" not in stages(rep)[0]
+    assert "unpool_npy" not in stages(rep)[0] and "unpool_indices" not in stages(rep)[0]
     assert not list(out.rglob("*unpool*"))
 
 
@@ -313,11 +318,11 @@ def test_montage_shows_the_unpool_map_when_it_fits(tmp_path, make_image):
     assert width(big) > width(big, "--no-unpool")  # issue 12: always there, reduced with the block max
 
 
-def test_no_png_keeps_unpool_npy_only(tmp_path, gray_png):
+def test_no_png_keeps_the_unpool_indices_only(tmp_path, gray_png):
     out = tmp_path / "out"
     rep = run_ok(gray_png, "--no-png", out=out)
     s = stages(rep)[1]
-    assert s["unpool_png"] == [] and (out / s["unpool_npy"]).is_file()
+    assert s["unpool_png"] == [] and (out / s["unpool_indices"]).is_file() and "unpool_npy" not in s
     assert [p.name for p in out.rglob("*.png")] == ["montage.png"]
 
 
@@ -326,7 +331,7 @@ def test_unpool_files_are_in_the_resume_marker(tmp_path, gray_png):
     rep = run_ok(gray_png, out=out)
     s = stages(rep)[1]
     marker = json.loads((out / "gray_png" / "record.json").read_text(encoding="utf-8"))
-    assert marker["record"]["stages"][1]["unpool_npy"] == s["unpool_npy"]
+    assert marker["record"]["stages"][1]["unpool_indices"] == s["unpool_indices"]
     # a complete set is resumed ...
     rep2 = run_ok(gray_png, "--resume", out=out)
     assert rep2["summary"]["resumed"] == 1

@@ -121,7 +121,7 @@ def test_every_corpus_file_gives_its_expected_outcome(corpus, tmp_path):
             last = rec["stages"][-1]
             if last["shape"] != [1, h // 2, w // 2]:
                 problems.append(f"{name}: output shape {last['shape']}, want {[1, h // 2, w // 2]}")
-            if not all((out / f).is_file() for f in [last["npy"], *last["png"], last["unpool_npy"], rec["montage"]]):
+            if not all((out / f).is_file() for f in [last["npy"], *last["png"], last["unpool_indices"], rec["montage"]]):
                 problems.append(f"{name}: missing output files")
         if leftovers(out) if out.exists() else []:
             problems.append(f"{name}: temp files {leftovers(out)}")
@@ -301,7 +301,7 @@ def test_folder_of_good_and_bad(corpus, tmp_path):
         assert d.is_relative_to(root) and d != root
         assert all(len(part) <= 120 for part in Path(r["out_dir"]).parts)
         for s in r["stages"]:
-            for f in [s["npy"], *s["png"], *([s["unpool_npy"], *s["unpool_png"]] if "unpool_npy" in s else [])]:
+            for f in [s["npy"], *s["png"], *([s["unpool_indices"], *s["unpool_png"]] if "unpool_indices" in s else [])]:
                 assert (out / f).resolve().is_relative_to(d) and (out / f).is_file()
     # nothing for the failures, nothing temporary, nothing outside the expected folders
     assert not leftovers(out)

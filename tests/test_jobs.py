@@ -207,11 +207,14 @@ def test_option_groups_and_the_shipped_jobs():
     assert BatchArgs(True, ["*.png"], 2, None, True, False, 3).globs == ["*.png"]
     assert LoadArgs() == LoadArgs("error", None, None)
     st = parse_stack("max(2)")
-    # the fingerprinted options, unchanged by the move (markers of earlier runs stay valid)
+    # the fingerprinted options (unpool_store since the unpool maps are stored as indices: older markers
+    # vouch for dense maps, so those inputs are redone)
     assert RunJob(st).options_key() == {
         "command": "run", "stack": str(st), "color": "gray", "dense_units": 128, "png": True, "montage": True,
-        "unpool": True, "nan": "error", "max_pixels": None, "max_frames": None,
+        "unpool": True, "unpool_store": "indices", "nan": "error", "max_pixels": None, "max_frames": None,
     }
+    assert RunJob(st, unpool_dense=True).options_key()["unpool_store"] == "indices+dense"
+    assert "unpool_store" not in RunJob(st, unpool=False).options_key()
     assert InvarianceJob(st, ((0, 1),), plot=False).options_key() == {
         "command": "invariance", "stack": str(st), "shifts": [[0, 1]], "methods": [], "shift_mode": "circular",
         "color": "gray", "nan": "error", "max_pixels": None, "max_frames": None,

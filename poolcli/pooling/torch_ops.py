@@ -519,7 +519,7 @@ def max_pool2d_with_indices(
     tap_dtype = np.uint8 if none < 255 else np.uint16 if none < 65535 else np.int64
     won = np.full(best.shape, none, dtype=tap_dtype)
     upd = np.empty(best.shape, dtype=bool)
-    nan = bool(np.isnan(planes).any()) if planes.dtype.kind == "f" else False
+    nan = planes.dtype.kind == "f" and planes.size > 0 and bool(np.isnan(planes.max()))  # max propagates NaN
     for i, j, v in window_taps(xp, g):
         np.greater(v, best, out=upd)
         if nan:
@@ -544,13 +544,14 @@ def _tap_indices(won: np.ndarray, g: Any, hw: tuple[int, int], dtype: Any) -> np
     ti = np.arange(kh * kw + 1) // kw  # the tap number -> its row and column offset in the window
     tj = np.arange(kh * kw + 1) % kw
     out = np.empty(won.shape, dtype=dtype)
-    rows = max(1, (1 << 20) // max(1, ow))
+    rows = max(1, (1 << 17) // max(1, ow))  # int64 temporaries of about 1 MiB each
     for a in range(0, oh, rows):
         b = min(oh, a + rows)
-        t = won[:, a:b].astype(np.intp)
-        idx = (rstart[a:b, None] + ti[t] * dh) * w + (cstart[None, :] + tj[t] * dw)
         init = np.where((r0[a:b] < h)[:, None] & (c0 < w)[None, :], r0[a:b, None] * w + c0[None, :], -1)
-        out[:, a:b] = np.where(t == kh * kw, init, idx)
+        for p in range(won.shape[0]):
+            t = won[p, a:b].astype(np.intp)
+            idx = (rstart[a:b, None] + ti[t] * dh) * w + (cstart[None, :] + tj[t] * dw)
+            out[p, a:b] = np.where(t == kh * kw, init, idx)
     return out
 
 
