@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Optional
 
 from ..batch import InputItem
 from ..errors import InputError, PoolcliError, UsageError
-from ..outputs import atomic_write_bytes, name_fields, raw_name, safe_name, save_csv, save_json, save_npy
+from ..outputs import atomic_write, name_fields, raw_name, safe_name, save_csv, save_json, save_npy
 from ..stack import Stack, apply_stage
 from .base import files_key, Job, JobOutcome, load_input
 
@@ -296,15 +296,15 @@ def run_one(item: InputItem, opts: RunJob) -> dict:
         if opts.montage:
             png = opts.out_dir / item.out_rel / "montage.png"
             names = input_channels(opts.color, source.shape[0])
-            atomic_write_bytes(png, images.montage(source, panels, normalize=opts.normalize,
+            pngs.submit(png, images.montage_pixels(source, panels, normalize=opts.normalize,
                                                    zoom=images.parse_zoom(opts.zoom), channel_names=names))
             record["montage"] = png.relative_to(opts.out_dir).as_posix()
     return record
 
 
 class PngWriter:
-    """PNG encoding and writing on background threads (this process's share of the cores), at most one
-    image more than threads waiting.
+    """PNG encoding and writing on background threads (this process's share of the cores), one image at
+    a time each; :meth:`submit` waits while they are all busy (memory: one uint8 image per thread).
 
     Pillow's encoder releases the GIL (two 4096x8192 encodes: 2.6 s in turn, 1.3 s on two threads,
     measured), so PNGs are encoded side by side while the next map's ``.npy`` and gray levels, and the
@@ -320,7 +320,7 @@ class PngWriter:
 
         threads = threads or get_num_threads()  # this process's share of the cores (--threads)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="poolcli-png")
-        self._slots = threading.BoundedSemaphore(threads + 1)
+        self._slots = threading.BoundedSemaphore(threads)
         self._futures: list = []
 
     def submit(self, path: Path, pixels) -> None:
@@ -336,7 +336,7 @@ class PngWriter:
         from .. import images
 
         try:
-            atomic_write_bytes(path, images.encode_png(pixels))
+            atomic_write(path, lambda fh: images.write_png(fh, pixels))
         finally:
             self._slots.release()
 
