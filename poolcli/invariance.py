@@ -643,11 +643,20 @@ class Reference:
     [[0, 0], [0, 1], [0, 2]]
     """
 
-    def __init__(self, fx: Any, total_stride: Any, mode: str = "circular") -> None:
+    def __init__(self, fx: Any, total_stride: Any, mode: str = "circular", *, copy: bool = True) -> None:
         if mode not in SHIFT_MODES:
             raise ValueError(f"mode must be one of {', '.join(SHIFT_MODES)}, got {mode!r}")
         stride = pair(total_stride, "total_stride")
-        self._setup(_as_map(fx, "fx"), stride, mode)
+        if copy:
+            self._setup(_as_map(fx, "fx"), stride, mode)
+        else:  # the caller keeps fx unchanged while this Reference is used: no float64 copy (as compare())
+            raw = _raw_map(fx, "fx")
+            self._setup(_operand(raw, mode), stride, mode)
+            self._raw = raw
+
+    def release(self) -> None:
+        """Free the map-sized scratch arrays (the next :meth:`compare` allocates them again)."""
+        self._bufs = []
 
     @classmethod
     def _checked(cls, a: np.ndarray, stride: tuple[int, int], mode: str, raw: np.ndarray) -> Reference:

@@ -98,9 +98,9 @@ class InvarianceJob(Job):
             check_html()
 
     def produce(self, item: InputItem, out_dir: Path) -> list[dict]:
-        records = invariance_one(item, self)
+        records, x, base, shared = measure_invariance(item, self)
         if self.plot and records:
-            write_differences(item, self, out_dir, records)
+            write_differences(item, self, out_dir, records, (x, base, shared))
         return records
 
     @classmethod
@@ -250,62 +250,115 @@ def invariance_one(item: InputItem, opts: InvarianceJob) -> list[dict]:
     copy (``np.roll`` in circular mode; in crop mode two equal crops whose
     offsets differ by the shift). See :func:`poolcli.invariance.compare`.
     """
+    return measure_invariance(item, opts)[0]
+
+
+class _Shared:
+    """The work the methods of one invariance run share (the same records as stack by stack, bit for bit).
+
+    The stages every method's stack begins with (``sobel`` before the pooling that differs) run once per
+    shift, not once per method, and their metrics are computed once; ``f(x)`` of each (method, stage) is
+    prepared once (:class:`poolcli.invariance.Reference`) for every shift; and in circular mode the shift
+    (0, 0) is ``T x = x``, so ``f(T x)`` is ``f(x)``, not evaluated again.
+    """
+
+    def __init__(self, stacks: list, base, mode: str):
+        from ..invariance import Reference
+
+        stages = [st.stages for _, st in stacks]
+        self.n = 0  # the common prefix
+        while self.n < min(len(s) for s in stages) and len({str(s[self.n]) for s in stages}) == 1:
+            self.n += 1
+        self.prefix = stages[0][: self.n]
+        self.rests = [s[self.n:] for s in stages]
+        self.fx_prefix = _run(base, self.prefix)
+        start = self.fx_prefix[-1] if self.n else base
+        self.fx_rests = [_run(start, rest) for rest in self.rests]
+        strides = [total_strides(st) for _, st in stacks]
+        self.ref_prefix = [Reference(f, strides[0][i], mode, copy=False) for i, f in enumerate(self.fx_prefix)]
+        self.ref_rests = [[Reference(f, strides[k][self.n + i], mode, copy=False) for i, f in enumerate(fr)]
+                          for k, fr in enumerate(self.fx_rests)]
+
+    def fx(self, k: int) -> list:
+        """``f(x)`` at every stage of method ``k``."""
+        return self.fx_prefix + self.fx_rests[k]
+
+    def metrics(self, tx, shift, same: bool) -> list[list[dict]]:
+        """Per method, per stage: the metrics of ``f(T x)`` against ``f(x)`` (``same``: ``T x`` is ``x``)."""
+        tx_prefix = self.fx_prefix if same else _run(tx, self.prefix)
+        shared = [ref.compare(f, shift) for ref, f in zip(self.ref_prefix, tx_prefix)]
+        start = tx_prefix[-1] if self.n else tx
+        out = []
+        for k, rest in enumerate(self.rests):
+            ftx = self.fx_rests[k] if same else _run(start, rest)
+            out.append([dict(m) for m in shared] + [ref.compare(f, shift) for ref, f in zip(self.ref_rests[k], ftx)])
+        for ref in self.ref_prefix + [r for refs in self.ref_rests for r in refs]:
+            ref.release()  # scratch per shift, as before: memory does not grow with the methods
+        return out
+
+
+def _run(x, stages) -> list:
+    from ..stack import apply_stage
+
+    out = []
+    for stage in stages:
+        x = apply_stage(x, stage)
+        out.append(x)
+    return out
+
+
+def measure_invariance(item: InputItem, opts: InvarianceJob):
+    """``(records, the image, its unshifted crop, the shared work)`` of one input (see :func:`invariance_one`)."""
     import numpy as np
 
-    from ..invariance import circular_shift, compare, crop_pair
-    from ..stack import apply_stack
+    from ..invariance import circular_shift, crop_pair
 
     stacks = method_stacks(opts)
     x = load_input(item, opts, [st for _, st in stacks])
     circular = opts.shift_mode == "circular"
-    records: list[dict] = []
+    m = 0 if circular else max(max(abs(dy), abs(dx)) for dy, dx in opts.shifts)
+    by_key: dict[tuple, dict] = {}
     try:
-        if circular:
-            x = crop_to_stride(x, stacks)
-            base = x
-        else:
-            m = max(max(abs(dy), abs(dx)) for dy, dx in opts.shifts)
-            base = crop_pair(x, 0, 0, m)[0]
-        for method, st in stacks:
-            strides = total_strides(st)
-            with np.errstate(all="ignore"):
-                fx = apply_stack(base, st)
-                for dy, dx in opts.shifts:
-                    tx = circular_shift(x, dy, dx) if circular else crop_pair(x, dy, dx, m)[1]
-                    ftx = apply_stack(tx, st)
-                    for i, stage in enumerate(st.stages):
-                        metrics = compare(fx[i], ftx[i], (dy, dx), strides[i], opts.shift_mode)
-                        records.append(
-                            {
-                                **name_fields(item.label, "input"),
-                                "method": method,
-                                "stage": i + 1,
-                                "stage_name": stage.name,
-                                "spec": str(stage),
-                                "shift": [dy, dx],
-                                **metrics,
-                            }
-                        )
+        with np.errstate(all="ignore"):
+            if circular:
+                x = base = crop_to_stride(x, stacks)
+            else:
+                base = crop_pair(x, 0, 0, m)[0]
+            shared = _Shared(stacks, base, opts.shift_mode)
+            for dy, dx in opts.shifts:
+                same = circular and (dy, dx) == (0, 0)
+                tx = x if same else circular_shift(x, dy, dx) if circular else crop_pair(x, dy, dx, m)[1]
+                for k, per_stage in enumerate(shared.metrics(tx, (dy, dx), same)):
+                    for i, metrics in enumerate(per_stage):
+                        by_key[(k, (dy, dx), i)] = metrics
     except PoolcliError:
         raise
     except ValueError as exc:
         raise InputError(item.path, str(exc)) from None
-    return records
+    records = []
+    for k, (method, st) in enumerate(stacks):  # method by method, shift by shift, stage by stage
+        for dy, dx in opts.shifts:
+            for i, stage in enumerate(st.stages):
+                records.append({**name_fields(item.label, "input"), "method": method, "stage": i + 1,
+                                "stage_name": stage.name, "spec": str(stage), "shift": [dy, dx],
+                                **by_key[(k, (dy, dx), i)]})
+    return records, x, base, shared
 
 
-def difference_rows(item: InputItem, opts: InvarianceJob, records: list[dict]) -> list[dict]:
+def difference_rows(item: InputItem, opts: InvarianceJob, records: list[dict], measured=None) -> list[dict]:
     """Per method, at its worst (stage, shift): ``f(x)`` and ``|f(Tx) - S f(x)|`` (first channel), recomputed
-    for that shift only; methods whose error is 0 at every shift are left out."""
+    for that shift only; methods whose error is 0 at every shift are left out. ``measured``: the image, its
+    unshifted crop and ``f(x)`` of :func:`measure_invariance`, so that only ``f(T x)`` is computed again."""
     import numpy as np
 
     from ..invariance import circular_shift, crop_pair
     from ..stack import apply_stack
 
-    x = load_input(item, opts)
+    x = load_input(item, opts) if measured is None else measured[0]
     stacks = method_stacks(opts)
     circular = opts.shift_mode == "circular"
     rows = []
-    for method, st in stacks:
+    for k, (method, st) in enumerate(stacks):
         mine = [r for r in records if r["method"] == method and r["equiv_rel_l2"]]
         if not mine:
             continue
@@ -318,7 +371,7 @@ def difference_rows(item: InputItem, opts: InvarianceJob, records: list[dict]) -
             else:
                 m = max(max(abs(a), abs(b)) for a, b in opts.shifts)
                 base, tx = crop_pair(x, 0, 0, m)[0], crop_pair(x, dy, dx, m)[1]
-            fx = apply_stack(base, st)[w["stage"] - 1][0]
+            fx = (apply_stack(base, st) if measured is None else measured[2].fx(k))[w["stage"] - 1][0]
             ftx = apply_stack(tx, st)[w["stage"] - 1][0]
             offset = w.get("equiv_offset") or [0, 0]
             moved = np.roll(fx, tuple(offset), axis=(-2, -1))
@@ -330,14 +383,14 @@ def difference_rows(item: InputItem, opts: InvarianceJob, records: list[dict]) -
     return rows
 
 
-def write_differences(item: InputItem, opts: InvarianceJob, out_dir: Path, records: list[dict]) -> None:
+def write_differences(item: InputItem, opts: InvarianceJob, out_dir: Path, records: list[dict], measured=None) -> None:
     """``invariance-maps/<input>.png``: where in the image a shift changes each method's map (plot extra)."""
     from ..plots import difference_plot, have_matplotlib
     from ..report import printable
 
     if not have_matplotlib():
         return
-    rows = difference_rows(item, opts, records)
+    rows = difference_rows(item, opts, records, measured)
     rel = item.out_rel
     png = difference_plot(rows, title=f"{printable(item.label)}: where a shift changes the map ({opts.shift_mode})")
     atomic_write_bytes(out_dir / DIFFERENCE_MAPS / rel.with_name(rel.name + ".png"), png)
