@@ -503,7 +503,7 @@ def has_workers() -> bool:
 
 
 def time_proc(cmd: list[str], repeats: int, warmup: int = 1, before: Callable[[], None] | None = None,
-              timev: bool = False) -> dict:
+              timev: bool = False, env: dict | None = None) -> dict:
     """Median / min wall time of a whole process; with ``timev`` also its max RSS (/usr/bin/time -v)."""
     ts, rss = [], []
     for i in range(warmup + repeats):
@@ -511,7 +511,7 @@ def time_proc(cmd: list[str], repeats: int, warmup: int = 1, before: Callable[[]
             before()
         full = (["/usr/bin/time", "-v"] + cmd) if timev else cmd
         t0 = time.perf_counter()
-        p = subprocess.run(full, capture_output=True, text=True)
+        p = subprocess.run(full, capture_output=True, text=True, env=env)
         dt = time.perf_counter() - t0
         if p.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
@@ -613,8 +613,14 @@ def bench_e2e(quick: bool, results: dict) -> None:
                 rec["torch"] = {"status": "ok", **t, "images_per_s": n / t["median"]}
             else:
                 rec["torch"] = {"status": "mismatch", "note": why}
+        before = os.environ.get("POOLCLI_BASELINE")  # an older checkout, timed in the same run (ratios of today)
+        if before and workers:
+            variants += [(f"baseline {Path(before).name} --workers 2", ["--workers", "2", *lean]),
+                         (f"baseline {Path(before).name} --workers 2, default outputs", ["--workers", "2"])]
         for label, extra in variants:
-            t = time_proc(base + extra + ["-o", str(pc_out)], reps, warmup=0, before=clean(pc_out), timev=True)
+            cmd = ([sys.executable, "-m", "poolcli"] + base[len(poolcli_exe()):]) if label.startswith("baseline") else base
+            env = {**os.environ, "PYTHONPATH": before} if label.startswith("baseline") else None
+            t = time_proc(cmd + extra + ["-o", str(pc_out)], reps, warmup=0, before=clean(pc_out), timev=True, env=env)
             rec[label] = {"status": "ok", **t, "images_per_s": n / t["median"]}
         tips = rec["torch"].get("images_per_s", math.nan)
         for label in [v[0] for v in variants] + ["torch"]:
@@ -788,9 +794,11 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
             rf = full["images_per_s"] / e["torch"]["images_per_s"]
             out.append(("issue 13: end to end with default outputs (unpool, montage) >= 3x PyTorch, --workers 2",
                         f"{rf:.2f}x", pf(rf >= 3)))
-            # before issue 13 (2026-11-25): 2.34x PyTorch with --workers 2 --no-montage --no-unpool
-            out.append(("issue 13: --no-montage --no-unpool >= 1.5x its rate before (2.34x PyTorch -> 3.51x)",
-                        f"{r:.2f}x", pf(r >= 1.5 * 2.34)))
+        old = next((v for k, v in e.items() if k.startswith("baseline") and k.endswith("--workers 2")), None)
+        if old and old.get("status") == "ok":  # POOLCLI_BASELINE: the checkout before, timed in this run
+            rb = e["poolcli --workers 2"]["images_per_s"] / old["images_per_s"]
+            out.append(("issue 13: --no-montage --no-unpool >= 1.5x the baseline checkout's rate, --workers 2",
+                        f"{rb:.2f}x", pf(rb >= 1.5)))
     st = results.get("startup")
     if st:
         h, r = st["poolcli --help"]["median"], st["poolcli run 256x256.png"]["median"]

@@ -283,6 +283,12 @@ class _Shared:
         """``f(x)`` at every stage of method ``k``."""
         return self.fx_prefix + self.fx_rests[k]
 
+    def ftx(self, k: int, shift, tx) -> list:
+        """``f(T x)`` at every stage of method ``k`` (the common prefix kept for the last shift asked)."""
+        if getattr(self, "_shift", None) != shift:
+            self._shift, self._tx_prefix = shift, _run(tx, self.prefix)
+        return self._tx_prefix + _run(self._tx_prefix[-1] if self.n else tx, self.rests[k])
+
     def metrics(self, tx, shift, same: bool) -> list[list[dict]]:
         """Per method, per stage: the metrics of ``f(T x)`` against ``f(x)`` (``same``: ``T x`` is ``x``)."""
         tx_prefix = self.fx_prefix if same else _run(tx, self.prefix)
@@ -372,7 +378,7 @@ def difference_rows(item: InputItem, opts: InvarianceJob, records: list[dict], m
                 m = max(max(abs(a), abs(b)) for a, b in opts.shifts)
                 base, tx = crop_pair(x, 0, 0, m)[0], crop_pair(x, dy, dx, m)[1]
             fx = (apply_stack(base, st) if measured is None else measured[2].fx(k))[w["stage"] - 1][0]
-            ftx = apply_stack(tx, st)[w["stage"] - 1][0]
+            ftx = (apply_stack(tx, st) if measured is None else measured[2].ftx(k, (dy, dx), tx))[w["stage"] - 1][0]
             offset = w.get("equiv_offset") or [0, 0]
             moved = np.roll(fx, tuple(offset), axis=(-2, -1))
             if moved.shape != ftx.shape:
