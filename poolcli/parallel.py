@@ -298,6 +298,9 @@ def process_one(job: Any, item: InputItem, fp: str | dict | None, out_dir: Path)
     ``out_dir`` may be a :class:`poolcli.remote.Target` (a URL input or ``--out``): the worker then
     downloads its input and uploads its outputs itself.
     """
+    from ._malloc import bound_heap
+
+    bound_heap()  # map-sized arrays back to the OS when freed: peak memory that does not depend on thread timing
     if not isinstance(out_dir, Path):
         from .remote import process
 

@@ -93,10 +93,13 @@ def test_gray_levels_npy_and_montage_from_a_view_equal_the_dense_ones(tmp_path, 
 
 
 def _peak_rss_mib(tmp_path, *args: str) -> float:
-    code = ("import resource, sys\nfrom poolcli.cli import main\n"
+    # VmHWM, the peak RSS of this process's memory since its exec (getrusage's ru_maxrss would keep the
+    # pytest parent's size from the fork: Linux preserves it across execve)
+    code = ("import re, sys\nfrom poolcli.cli import main\n"
             f"sys.argv = ['poolcli', 'run', *{list(args)!r}, '--out', {str(tmp_path / 'o')!r}, '-q']\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+            "status = open('/proc/self/status').read()\n"
+            "print(int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) / 1024)\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300)
     assert res.returncode == 0, res.stderr
     return float(res.stdout.strip().splitlines()[-1])
