@@ -14,8 +14,6 @@ Windows) nothing.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -30,7 +28,10 @@ def bound_heap(threshold: int = 1 << 20) -> bool:
         return False
     _done = True
     try:
+        import ctypes
+        import ctypes.util
+
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold))
-    except (OSError, AttributeError):  # not glibc
+    except (ImportError, OSError, AttributeError):  # not glibc (or no ctypes): malloc as it is
         return False
