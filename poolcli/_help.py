@@ -1,11 +1,11 @@
-"""``--help`` that reads at 80 columns: option names and metavars are never cut.
+"""``--help`` that reads at any width: option names are never cut.
 
 Typer builds each help panel as a Rich table whose columns may shrink with an
 ellipsis, which at 80 columns turned ``--count-include-pad`` into
 ``--count-include-…``. Typer (pinned below 0.25 in pyproject.toml) has no
 setting for this, so :func:`install` gives its help module a Table whose
-name and metavar columns never wrap or shrink: only the help text column
-wraps, at word boundaries.
+option-name columns never wrap or shrink; the metavar and help columns wrap
+(at 60 columns and less the metavar folds too, rather than cutting a name).
 
 Imports: rich, typer (the CLI's own dependencies).
 """
@@ -27,11 +27,13 @@ class _HelpTable(Table):
                 if isinstance(text, Text):
                     text.overflow = "fold"
         super().add_row(*renderables, **kwargs)
-        for column in self.columns[:-1]:
+        for column, cell in zip(self.columns[:-2], renderables):  # the option names: whole, always
             column.no_wrap = True
             column.overflow = "ignore"
-        if self.columns:
-            self.columns[-1].overflow = "fold"  # a long word in help text folds rather than vanishes
+            width = Text.from_markup(cell).cell_len if isinstance(cell, str) else getattr(cell, "cell_len", 0)
+            column.min_width = max(column.min_width or 0, width)  # the others give way first
+        for column in self.columns[-2:]:  # the metavar and the help text: they give way in a narrow terminal,
+            column.overflow = "fold"  # folding a long word rather than hiding it
 
 
 def install() -> None:
