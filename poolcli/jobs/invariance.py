@@ -292,15 +292,21 @@ class _Shared:
     def metrics(self, tx, shift, same: bool) -> list[list[dict]]:
         """Per method, per stage: the metrics of ``f(T x)`` against ``f(x)`` (``same``: ``T x`` is ``x``)."""
         tx_prefix = self.fx_prefix if same else _run(tx, self.prefix)
-        shared = [ref.compare(f, shift) for ref, f in zip(self.ref_prefix, tx_prefix)]
+        shared = [_compare(ref, f, shift) for ref, f in zip(self.ref_prefix, tx_prefix)]
         start = tx_prefix[-1] if self.n else tx
         out = []
         for k, rest in enumerate(self.rests):
             ftx = self.fx_rests[k] if same else _run(start, rest)
-            out.append([dict(m) for m in shared] + [ref.compare(f, shift) for ref, f in zip(self.ref_rests[k], ftx)])
-        for ref in self.ref_prefix + [r for refs in self.ref_rests for r in refs]:
-            ref.release()  # scratch per shift, as before: memory does not grow with the methods
+            out.append([dict(m) for m in shared] + [_compare(ref, f, shift) for ref, f in zip(self.ref_rests[k], ftx)])
         return out
+
+
+def _compare(ref, ftx, shift) -> dict:
+    """``ref.compare``, its map-sized scratch freed after (one comparison's scratch at a time, as before)."""
+    try:
+        return ref.compare(ftx, shift)
+    finally:
+        ref.release()
 
 
 def _run(x, stages) -> list:
