@@ -359,8 +359,8 @@ from poolcli.cli import main
 warm = sys.argv[1]
 try:  # import, as root, every module a run loads lazily: nobody may not read the interpreter's own folder
     main(["run", warm + "/w1.png", warm + "/w2.png", "-o", warm + "/o", "-q", "--workers", "2", "--force"])
-except SystemExit:
-    pass
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
 os.setgid(65534)
 os.setuid(65534)
 main(sys.argv[2:])
