@@ -353,6 +353,12 @@ def _death(procs: Sequence[Any]) -> str:
     """How a pool's worker died, from the exit codes of its processes: ``killed by SIGKILL`` or ``exited``."""
     for p in procs:
         code = getattr(p, "exitcode", None)
+        if code is None and hasattr(p, "join"):  # dead but not yet reaped: wait a moment for its status
+            try:
+                p.join(timeout=1)
+                code = p.exitcode
+            except (AssertionError, ValueError, OSError):
+                code = None
         if code is not None and code < 0:
             try:
                 name = signal.Signals(-code).name
@@ -438,7 +444,7 @@ class _Pool:
         try:
             return fut.result()
         except BrokenProcessPool:
-            again = _death(self.procs)
+            again = _death(self.procs + list((getattr(self.ex, "_processes", None) or {}).values()))
             self._replace(1)
             return {"ok": False, "error": f"worker process {again} while processing it; it had also {how} "
                                           "the first time (retried once)"}
