@@ -100,3 +100,78 @@ def test_reduce_map_in_bands_is_the_whole():
     for f, how in [(7, "absmax"), (64, "mean"), (50, "mean")]:
         assert images._band_rows(a.shape[1], f) < a.shape[0]
         np.testing.assert_allclose(images.reduce_map(a, f, how), _brute(a, f, how), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("small", [False, True])
+@pytest.mark.parametrize("text", ["2: max", "1x705x705", "-0.0613 .. 1.42e+03", "zoom R sobel-x", "Ag|jy_",
+                                  "x=168 y=200 64x64", "(+12 more)", "per-map: every tile on its own scale", "é ü"])
+def test_cached_text_is_what_imagedraw_draws(text, small):
+    from PIL import ImageDraw
+
+    font = images._font(images._SMALL_SIZE) if small else images._font()
+    for fill, background in [(images._TEXT, (255, 255, 255)), (images._MUTED, (255, 255, 255)), ((230, 40, 40), (9, 90, 200))]:
+        want = Image.new("RGB", (420, 40), background)
+        ImageDraw.Draw(want).text((5, 7), text, fill=fill, font=font)
+        got = Image.new("RGB", (420, 40), background)
+        images._Painter.put(got, (5, 7), text, small, fill)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert images._Painter().width(text, small) == ImageDraw.Draw(want).textbbox((0, 0), text, font=font)[2] \
+        - ImageDraw.Draw(want).textbbox((0, 0), text, font=font)[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), k=st.integers(1, 4), s=st.integers(1, 4), p=st.integers(0, 2),
+       seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]),
+       kind=st.sampled_from(["normal", "positive", "negative", "zero", "specials", "huge"]))
+def test_unpool_png_levels_from_the_kept_values_equal_the_dense_map(h, w, k, s, p, seed, dtype, kind):
+    """The unpool PNG's gray levels come from the kept values alone (no dense map): the dense map's levels."""
+    from poolcli.pooling.torch_ops import UnpoolView, max_pool2d_with_indices
+
+    if p > k // 2 or h + 2 * p < k or w + 2 * p < k:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, h, w)) * (1e300 if kind == "huge" else 1.0)
+    x = {"positive": np.abs(x), "negative": -np.abs(x), "zero": 0 * x}.get(kind, x).astype(dtype)
+    if kind == "specials":
+        x[rng.random(x.shape) < 0.2] = rng.choice([np.nan, np.inf, -np.inf])
+    out, idx = max_pool2d_with_indices(x, k, s, p, int32=True)
+    view = UnpoolView(out, idx, k, s, p, 1, (h, w))
+    for c in range(2):
+        np.testing.assert_array_equal(images.to_uint8(view[c]), images.to_uint8(np.asarray(view[c])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(h=st.integers(1, 30), w=st.integers(1, 30), k=st.integers(1, 4), s=st.integers(1, 4), p=st.integers(0, 2),
+       d=st.integers(1, 3), ceil=st.booleans(), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["normal", "ties", "neginf", "posinf"]))
+def test_max_with_indices_branch_free_equals_tap_by_tap(h, w, k, s, p, d, ceil, seed, kind):
+    """Without NaN or -0.0 the whole-array path gives the tap-by-tap rule's values and indices bit for bit."""
+    from poolcli.pooling import torch_ops
+
+    if p > k // 2 or (k - 1) * d + 1 > min(h, w) + 2 * p:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, h, w)).astype(np.float32)
+    if kind == "ties":
+        x = rng.integers(0, 3, (2, h, w)).astype(np.float32)
+    elif kind == "neginf":
+        x[rng.random(x.shape) < 0.8] = -np.inf
+    elif kind == "posinf":
+        x[rng.random(x.shape) < 0.3] = np.inf
+    fast = torch_ops.max_pool2d_with_indices(x, k, s, p, d, ceil)
+    orig = torch_ops._negative_zero
+    try:
+        torch_ops._negative_zero = lambda a: True  # the tap-by-tap path
+        slow = torch_ops.max_pool2d_with_indices(x, k, s, p, d, ceil)
+    finally:
+        torch_ops._negative_zero = orig
+    np.testing.assert_array_equal(fast[0].view(np.uint32), slow[0].view(np.uint32))
+    np.testing.assert_array_equal(fast[1], slow[1])
+
+
+def test_negative_zero_detection():
+    from poolcli.pooling.torch_ops import _negative_zero
+
+    assert not _negative_zero(np.array([0.0, 1.0, -2.0]))
+    assert _negative_zero(np.array([1.0, -0.0]))
+    assert not _negative_zero(np.array([1.0, 2.0], dtype=np.float32))
