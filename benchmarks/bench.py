@@ -503,7 +503,7 @@ def has_workers() -> bool:
 
 
 def time_proc(cmd: list[str], repeats: int, warmup: int = 1, before: Callable[[], None] | None = None,
-              timev: bool = False, env: dict | None = None) -> dict:
+              timev: bool = False, env: dict | None = None, cwd: str | None = None) -> dict:
     """Median / min wall time of a whole process; with ``timev`` also its max RSS (/usr/bin/time -v)."""
     ts, rss = [], []
     for i in range(warmup + repeats):
@@ -511,7 +511,7 @@ def time_proc(cmd: list[str], repeats: int, warmup: int = 1, before: Callable[[]
             before()
         full = (["/usr/bin/time", "-v"] + cmd) if timev else cmd
         t0 = time.perf_counter()
-        p = subprocess.run(full, capture_output=True, text=True, env=env)
+        p = subprocess.run(full, capture_output=True, text=True, env=env, cwd=cwd)
         dt = time.perf_counter() - t0
         if p.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
@@ -617,10 +617,19 @@ def bench_e2e(quick: bool, results: dict) -> None:
         if before and workers:
             variants += [(f"baseline {Path(before).name} --workers 2", ["--workers", "2", *lean]),
                          (f"baseline {Path(before).name} --workers 2, default outputs", ["--workers", "2"])]
+        if before and workers:
+            # `python -m` puts the working directory first on sys.path: run from the baseline checkout, and
+            # check which poolcli that imports (run from this tree, it silently timed this tree's code)
+            where = subprocess.run([sys.executable, "-c", "import poolcli; print(poolcli.__file__)"], cwd=before,
+                                   env={**os.environ, "PYTHONPATH": before}, capture_output=True, text=True)
+            if not Path(where.stdout.strip()).resolve().is_relative_to(Path(before).resolve()):
+                raise SystemExit(f"POOLCLI_BASELINE={before}: python imports poolcli from {where.stdout.strip()!r}")
         for label, extra in variants:
-            cmd = ([sys.executable, "-m", "poolcli"] + base[len(poolcli_exe()):]) if label.startswith("baseline") else base
-            env = {**os.environ, "PYTHONPATH": before} if label.startswith("baseline") else None
-            t = time_proc(cmd + extra + ["-o", str(pc_out)], reps, warmup=0, before=clean(pc_out), timev=True, env=env)
+            old = label.startswith("baseline")
+            cmd = ([sys.executable, "-m", "poolcli"] + base[len(poolcli_exe()):]) if old else base
+            env = {**os.environ, "PYTHONPATH": before} if old else None
+            t = time_proc(cmd + extra + ["-o", str(pc_out)], reps, warmup=0, before=clean(pc_out), timev=True, env=env,
+                          cwd=before if old else None)
             rec[label] = {"status": "ok", **t, "images_per_s": n / t["median"]}
         tips = rec["torch"].get("images_per_s", math.nan)
         for label in [v[0] for v in variants] + ["torch"]:
