@@ -595,19 +595,19 @@ def _filter_planes(
     factors = [_factor(k) for k in ks]
 
     def work(p0: int, p1: int, r0: int, r1: int) -> None:
-        responses = []
+        dest = out[p0:p1, r0:r1]
+        buf, extent = None, None
         for n_k, (k, fac) in enumerate(zip(ks, factors)):
             ah, aw = (k.shape[0] - 1) // 2, (k.shape[1] - 1) // 2
             rows = (r0 * sh - ah, (r1 - 1) * sh - ah + k.shape[0])
             cols = (-aw, (ow - 1) * sw - aw + k.shape[1])
-            buf = extend(planes[p0:p1], rows, cols, mode, cval, key="band")
+            if (rows, cols) != extent:  # kernels of one shape (a Sobel pair) read the same extended band
+                buf, extent = extend(planes[p0:p1], rows, cols, mode, cval, key="band"), (rows, cols)
             r = _response(buf, k, fac, r1 - r0, ow, stride)
-            # the next kernel reuses the scratch buffers: keep this response in out, or a copy
-            responses.append(r if n_k == len(ks) - 1 else r.copy())
-        if combine == "single":
-            out[p0:p1, r0:r1] = responses[0]
-        else:
-            np.hypot(responses[0], responses[1], out=out[p0:p1, r0:r1], casting="same_kind")
+            if n_k == 0:
+                dest[...] = r  # kept in out: the next kernel reuses the scratch buffers
+            else:
+                np.hypot(dest, r, out=dest, casting="same_kind")
 
     run_bands(work, p, oh, (w + kw) * planes.itemsize * sh, planes.size)
     return out

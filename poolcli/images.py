@@ -909,16 +909,20 @@ class _Geometry:
         y, x = min(int(i) * step, self.H - side), min(int(j) * step, self.W - side)
         self.zoom = (x, y, side, side)
 
-    def zoom_tile(self, plane: np.ndarray) -> np.ndarray:
-        """The zoom region of ``plane`` (any size: its own coordinates scale with the input's),
-        sampled nearest-neighbour to the zoom tile's size: a map pixel becomes a visible block."""
+    def zoom_shaded(self, plane: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        """The zoom region of ``plane`` (any size: its own coordinates scale with the input's), sampled
+        nearest-neighbour to the zoom tile's size (a map pixel becomes a visible block) and shaded.
+
+        Each map pixel of the region is shaded once, then repeated into its block (a 64x64 region drawn
+        256x256 shades 4,096 values, not 65,536).
+        """
         x, y, w, h = self.zoom
         f = self.height / max(w, h)
         f = math.floor(f) if f >= 1 else f
         dh, dw = max(1, round(h * f)), max(1, round(w * f))
-        rows = _sample(y, h, dh, self.H, plane.shape[0])
-        cols = _sample(x, w, dw, self.W, plane.shape[1])
-        return plane[np.ix_(rows, cols)].astype(np.float64)
+        rows, row_of = np.unique(_sample(y, h, dh, self.H, plane.shape[0]), return_inverse=True)
+        cols, col_of = np.unique(_sample(x, w, dw, self.W, plane.shape[1]), return_inverse=True)
+        return shade(plane[np.ix_(rows, cols)], lo, hi)[np.ix_(row_of, col_of)]
 
 
 def _sample(start: int, length: int, n: int, full: int, size: int) -> np.ndarray:
@@ -977,7 +981,7 @@ def _input_column(image: np.ndarray, geo: _Geometry) -> _Column:
     col.tiles[0] = np.stack(shaded, axis=-1) if len(shaded) == 3 else _rgb(shaded[0])
     col.captions[0] = f"{_num(rng[0])} .. {_num(rng[1])}" if rng else "no finite value"
     if geo.wants_zoom:
-        crops = [shade(geo.zoom_tile(p), lo, hi) for p in planes]
+        crops = [geo.zoom_shaded(p, lo, hi) for p in planes]
         col.zoom = np.stack(crops, axis=-1) if len(crops) == 3 else _rgb(crops[0])
         x, y, w, h = geo.zoom
         col.zoom_caption = f"x={x} y={y} {w}x{h}"
@@ -1024,7 +1028,7 @@ def _stage_columns(image, parts, geo, max_channels, normalize, channel_names):
                 text = f"{names[c]}: {text}"
             col.captions[c] = text
             if c == 0 and geo.wants_zoom:
-                col.zoom = shade(geo.zoom_tile(maps[0]), lo, hi)
+                col.zoom = geo.zoom_shaded(maps[0], lo, hi)
                 col.zoom_caption = "x".join(str(v) for v in maps.shape[1:])
         columns.append(col)
     scales = [display_range(stages[c], context[c]) for c in range(rows)]
