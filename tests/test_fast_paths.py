@@ -106,15 +106,24 @@ def test_reduce_map_in_bands_is_the_whole():
 @pytest.mark.parametrize("text", ["2: max", "1x705x705", "-0.0613 .. 1.42e+03", "zoom R sobel-x", "Ag|jy_",
                                   "x=168 y=200 64x64", "(+12 more)", "per-map: every tile on its own scale", "é ü"])
 def test_cached_text_is_what_imagedraw_draws(text, small):
+    """Text blended from the cached mask onto the NumPy canvas: ImageDraw's pixels, also over colour."""
     from PIL import ImageDraw
 
     font = images._font(images._SMALL_SIZE) if small else images._font()
     for fill, background in [(images._TEXT, (255, 255, 255)), (images._MUTED, (255, 255, 255)), ((230, 40, 40), (9, 90, 200))]:
         want = Image.new("RGB", (420, 40), background)
         ImageDraw.Draw(want).text((5, 7), text, fill=fill, font=font)
-        got = Image.new("RGB", (420, 40), background)
+        got = np.empty((40, 420, 3), dtype=np.uint8)
+        got[...] = background
         images._Painter.put(got, (5, 7), text, small, fill)
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        np.testing.assert_array_equal(got, np.asarray(want))
+        # clipped at the edges as Pillow clips
+        for xy in [(-9, -5), (400, 30), (-3, 35)]:
+            want = Image.new("RGB", (420, 40), background)
+            ImageDraw.Draw(want).text(xy, text, fill=fill, font=font)
+            got[...] = background
+            images._Painter.put(got, xy, text, small, fill)
+            np.testing.assert_array_equal(got, np.asarray(want), err_msg=str(xy))
     assert images._Painter().width(text, small) == ImageDraw.Draw(want).textbbox((0, 0), text, font=font)[2] \
         - ImageDraw.Draw(want).textbbox((0, 0), text, font=font)[0]
 
@@ -175,3 +184,18 @@ def test_negative_zero_detection():
     assert not _negative_zero(np.array([0.0, 1.0, -2.0]))
     assert _negative_zero(np.array([1.0, -0.0]))
     assert not _negative_zero(np.array([1.0, 2.0], dtype=np.float32))
+
+
+def test_outline_and_place_are_imagedraws():
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(5)
+    tile = rng.integers(0, 256, (7, 9), dtype=np.uint8)
+    for x0, y0, x1, y1 in [(2, 3, 12, 9), (-2, -1, 5, 4), (15, 10, 30, 25), (0, 0, 2, 2)]:  # a tile frame is >= 3x3
+        want = Image.new("RGB", (20, 16), (255, 255, 255))
+        ImageDraw.Draw(want).rectangle((x0, y0, x1, y1), outline=images._FRAME)
+        want.paste(Image.fromarray(tile), (x0 + 1, y0 + 1))
+        got = np.full((16, 20, 3), 255, dtype=np.uint8)
+        images._outline(got, x0, y0, x1, y1, images._FRAME)
+        images._place(got, x0 + 1, y0 + 1, tile)
+        np.testing.assert_array_equal(got, np.asarray(want), err_msg=str((x0, y0, x1, y1)))
