@@ -110,7 +110,8 @@ def test_cached_text_is_what_imagedraw_draws(text, small):
     from PIL import ImageDraw
 
     font = images._font(images._SMALL_SIZE) if small else images._font()
-    for fill, background in [(images._TEXT, (255, 255, 255)), (images._MUTED, (255, 255, 255)), ((230, 40, 40), (9, 90, 200))]:
+    white = (255, 255, 255)
+    for fill, background in [(images._TEXT, white), (images._MUTED, white), ((230, 40, 40), (9, 90, 200))]:
         want = Image.new("RGB", (420, 40), background)
         ImageDraw.Draw(want).text((5, 7), text, fill=fill, font=font)
         got = np.empty((40, 420, 3), dtype=np.uint8)
