@@ -464,6 +464,7 @@ def _sparse_uint8(plane) -> np.ndarray | None:
     size = plane.shape[0] * plane.shape[1]
     if values.dtype not in (np.float32, np.float64) or not 0 < positions.size < size or size > (1 << 22):
         return None
+    values, positions = values.ravel(), positions.ravel()
     zero = values.dtype.type(0)
     lo, hi = min(values.min(), zero), max(values.max(), zero)
     if not (np.isfinite(lo) and np.isfinite(hi) and abs(float(hi) - float(lo)) < np.finfo(values.dtype).max / 2):
@@ -719,6 +720,12 @@ def finite_range(plane: np.ndarray) -> tuple[float, float] | None:
     >>> finite_range(np.array([[1.0, np.nan], [-np.inf, 3.0]]))
     (1.0, 3.0)
     """
+    if getattr(plane, "distinct", False):  # a sparse map (zeros and kept values): from the kept values
+        values, positions = plane.kept()
+        kept = finite_range(values)
+        if positions.size == plane.shape[0] * plane.shape[1]:  # every pixel kept: no zero
+            return kept
+        return _union([kept, (0.0, 0.0)])
     lo, hi = math.inf, -math.inf
     rows = _band_rows(plane.shape[1])
     for r in range(0, plane.shape[0], rows):
@@ -749,6 +756,8 @@ def reduce_map(plane: np.ndarray, factor: int, how: str = "mean") -> np.ndarray:
     """
     if factor == 1:
         return plane.astype(np.float64)
+    if how != "mean" and getattr(plane, "distinct", False):
+        return _sparse_absmax(plane, factor)
     h, w = plane.shape
     out = np.empty((-(-h // factor), -(-w // factor)))
     step = _band_rows(w, factor)
@@ -766,6 +775,32 @@ def reduce_map(plane: np.ndarray, factor: int, how: str = "mean") -> np.ndarray:
                 block = np.where(mx >= -mn, mx, mn)
             out[r0 // factor : r0 // factor + block.shape[0]] = block
     return out
+
+
+def _sparse_absmax(plane, factor: int) -> np.ndarray:
+    """:func:`reduce_map`'s ``"absmax"`` of a sparse map from its kept values (``plane.kept()``, each
+    position once): per block the largest and smallest kept value, and 0 where the block has a pixel
+    not kept. No dense row is made; the kept values are read in bands of about a million."""
+    values, positions = plane.kept()
+    h, w = plane.shape
+    bh, bw = -(-h // factor), -(-w // factor)
+    mx = np.full(bh * bw, -np.inf, dtype=values.dtype)
+    mn = np.full(bh * bw, np.inf, dtype=values.dtype)
+    count = np.zeros(bh * bw, dtype=np.int64)
+    rows = max(1, (1 << 20) // max(1, values.shape[1]))
+    for r in range(0, values.shape[0], rows):
+        pos = positions[r : r + rows].ravel().astype(np.int64)
+        block = (pos // w // factor) * bw + (pos % w) // factor
+        np.maximum.at(mx, block, values[r : r + rows].ravel())
+        np.minimum.at(mn, block, values[r : r + rows].ravel())
+        count += np.bincount(block, minlength=bh * bw)
+    area = np.outer(np.minimum(factor, h - np.arange(bh) * factor), np.minimum(factor, w - np.arange(bw) * factor))
+    zero = count < area.ravel()
+    mx[zero] = np.maximum(mx[zero], 0)
+    mn[zero] = np.minimum(mn[zero], 0)
+    mx, mn = mx.astype(np.float64), mn.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(mx >= -mn, mx, mn).reshape(bh, bw)
 
 
 def _fold(a: np.ndarray, factor: int, axis: int, op: np.ufunc, dtype=None) -> np.ndarray:

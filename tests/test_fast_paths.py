@@ -200,3 +200,38 @@ def test_outline_and_place_are_imagedraws():
         images._outline(got, x0, y0, x1, y1, images._FRAME)
         images._place(got, x0 + 1, y0 + 1, tile)
         np.testing.assert_array_equal(got, np.asarray(want), err_msg=str((x0, y0, x1, y1)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), k=st.integers(1, 3), extra=st.integers(0, 2), p=st.integers(0, 1),
+       f=st.integers(2, 9), seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]),
+       kind=st.sampled_from(["normal", "positive", "negative", "zero", "specials"]))
+def test_sparse_montage_reductions_equal_the_dense_map(h, w, k, extra, p, f, seed, dtype, kind):
+    """The montage's block absmax and value range of an unpool map (windows that do not overlap) come
+    from the kept values alone: what the dense map gives."""
+    from poolcli.pooling.torch_ops import UnpoolView, max_pool2d_with_indices
+
+    s = k + extra  # stride >= size: each position kept at most once
+    if p > k // 2 or h + 2 * p < k or w + 2 * p < k:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, h, w))
+    x = {"positive": np.abs(x), "negative": -np.abs(x), "zero": 0 * x}.get(kind, x).astype(dtype)
+    if kind == "specials":
+        x[rng.random(x.shape) < 0.2] = rng.choice([np.nan, np.inf, -np.inf])
+    out, idx = max_pool2d_with_indices(x, k, s, p, int32=True)
+    plane = UnpoolView(out, idx, k, s, p, 1, (h, w))[0]
+    assert plane.distinct
+    dense = np.asarray(plane)
+    np.testing.assert_array_equal(images.reduce_map(plane, f, "absmax"), images.reduce_map(dense, f, "absmax"))
+    assert images.finite_range(plane) == images.finite_range(dense)
+
+
+def test_overlapping_windows_are_not_distinct():
+    from poolcli.pooling.torch_ops import UnpoolView, max_pool2d_with_indices
+
+    x = np.random.default_rng(0).random((1, 9, 9))
+    out, idx = max_pool2d_with_indices(x, 3, 2, 1)
+    assert not UnpoolView(out, idx, 3, 2, 1, 1, (9, 9)).distinct
+    out, idx = max_pool2d_with_indices(x, 2, 2, 0, 2)  # dilation 2: the window spans 3 pixels
+    assert not UnpoolView(out, idx, 2, 2, 0, 2, (9, 9)).distinct

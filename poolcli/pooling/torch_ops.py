@@ -740,6 +740,8 @@ class UnpoolView:
                              f"and {self.indices.shape}")
         g = pool_geometry(tuple(output_size), size, stride, padding, dilation, False)
         self.kh, self.sh, self.dh, self.top = g.size[0], g.stride[0], g.dilation[0], g.pads[0]
+        # windows that do not overlap keep distinct positions (each position at most once)
+        self.distinct = all((k - 1) * d + 1 <= s for k, s, d in zip(g.size, g.stride, g.dilation))
         self.H, self.W = (int(v) for v in output_size)
         if self.indices.size and (int(self.indices.min()) < 0 or int(self.indices.max()) >= self.H * self.W):
             raise ValueError(f"indices must lie in [0, {self.H * self.W}) for an output plane of {(self.H, self.W)}")
@@ -798,9 +800,15 @@ class UnpoolPlane:
         return np.asarray(self)[key]
 
     def kept(self) -> tuple[np.ndarray, np.ndarray]:
-        """The kept values of this channel and their flat positions ``r * W + c`` (1-D; a position kept
-        by two windows appears twice, with the same value); every other pixel is zero."""
-        return self.view.values[self.channel].ravel(), self.view.indices[self.channel].ravel()
+        """The kept values of this channel and their flat positions ``r * W + c``, as the two pooled-size
+        ``(h, w)`` arrays (a position kept by two windows appears twice, with the same value, unless
+        ``distinct``); every other pixel of the map is zero."""
+        return self.view.values[self.channel], self.view.indices[self.channel]
+
+    @property
+    def distinct(self) -> bool:
+        """Whether :meth:`kept` names every position at most once (the pooling windows do not overlap)."""
+        return self.view.distinct
 
     def astype(self, dtype) -> np.ndarray:
         return np.asarray(self, dtype=dtype)
