@@ -789,8 +789,9 @@ def _sparse_absmax(plane, factor: int) -> np.ndarray:
     count = np.zeros(bh * bw, dtype=np.int64)
     rows = max(1, (1 << 20) // max(1, values.shape[1]))
     for r in range(0, values.shape[0], rows):
-        pos = positions[r : r + rows].ravel().astype(np.int64)
-        block = (pos // w // factor) * bw + (pos % w) // factor
+        pos = positions[r : r + rows].ravel()  # int32 where the map has fewer than 2**31 pixels
+        row = pos // w
+        block = (row // factor) * bw + (pos - row * w) // factor
         np.maximum.at(mx, block, values[r : r + rows].ravel())
         np.minimum.at(mn, block, values[r : r + rows].ravel())
         count += np.bincount(block, minlength=bh * bw)
