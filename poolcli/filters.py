@@ -606,7 +606,7 @@ def _filter_planes(
             r = _response(buf, k, fac, r1 - r0, ow, stride)
             if n_k == 0:
                 dest[...] = r  # kept in out: the next kernel reuses the scratch buffers
-            else:
+            elif combine == "magnitude":
                 np.hypot(dest, r, out=dest, casting="same_kind")
 
     run_bands(work, p, oh, (w + kw) * planes.itemsize * sh, planes.size)
