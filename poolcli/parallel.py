@@ -101,36 +101,85 @@ class Progress:
         self._bar = None
         self._task = None
         self._description = description
+        self._last_width = 40
 
     def __enter__(self) -> "Progress":
         if self.mode == "bar" and self.total:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress as RichProgress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import Progress as RichProgress
 
-            self._bar = RichProgress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[failed]}", style="bold red"),
-                TextColumn("{task.fields[last]}", style="dim"),
-                console=self.console,
-                transient=False,
-            )
+            columns, self._last_width = self._columns(self.console.width)
+            self._bar = RichProgress(*columns, console=self.console, transient=False)
             self._bar.start()
             self._task = self._bar.add_task(self._description, total=self.total, rate="", failed="", last="")
         return self
+
+    def _columns(self, width: int) -> tuple[list, int]:
+        """The bar's columns for a terminal ``width`` wide, and the room left for the last file's name.
+
+        Every column gets the width its widest value needs (the counts, the times, the rate never lose
+        a digit); what does not fit is given up in this order: the bar narrowed to 20, the last file's
+        name, the bar narrowed to 10, the bar, the rate, the percentage, the time left, the elapsed time.
+        """
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.table import Column
+
+        digits = len(str(self.total))
+
+        def fixed(n: int) -> Column:
+            return Column(no_wrap=True, min_width=n, max_width=n, justify="right")
+
+        keep = {"description": len(self._description), "bar": 40, "count": 2 * digits + 1, "percent": 4,
+                "rate": 13, "elapsed": 8, "eta": 12, "failed": digits + 7, "last": 12}  # name -> width
+        order = list(keep)
+        give_up = [("bar", 20), ("last", 0), ("bar", 10), ("bar", 0), ("rate", 0), ("percent", 0), ("eta", 0),
+                   ("elapsed", 0)]
+
+        def used() -> int:
+            return sum(keep.values()) + len(keep) - 1
+
+        for name, narrower in give_up:
+            if used() <= width:
+                break
+            if name not in keep:
+                continue
+            if narrower:
+                keep[name] = max(narrower, keep[name] - (used() - width))
+            else:
+                del keep[name]
+        room = (width - used() + keep["last"]) if "last" in keep else 0
+        columns = []
+        for name in order:
+            if name not in keep:
+                continue
+            if name == "description":
+                columns.append(TextColumn("[progress.description]{task.description}",
+                                          table_column=Column(no_wrap=True)))
+            elif name == "bar":
+                columns.append(BarColumn(bar_width=keep["bar"]))
+            elif name == "count":
+                columns.append(MofNCompleteColumn(table_column=fixed(keep["count"])))
+            elif name == "percent":
+                columns.append(TaskProgressColumn(table_column=fixed(4)))
+            elif name == "rate":
+                columns.append(TextColumn("{task.fields[rate]}", table_column=fixed(13)))
+            elif name == "elapsed":
+                columns.append(TimeElapsedColumn(table_column=fixed(8)))
+            elif name == "eta":
+                columns += [TextColumn("ETA", table_column=Column(no_wrap=True)),
+                            TimeRemainingColumn(table_column=fixed(8))]
+            elif name == "failed":
+                columns.append(TextColumn("{task.fields[failed]}", style="bold red", table_column=fixed(digits + 7)))
+            else:
+                columns.append(TextColumn("{task.fields[last]}", style="dim",
+                                          table_column=Column(no_wrap=True, max_width=room, overflow="crop")))
+        return columns, room
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
@@ -159,7 +208,7 @@ class Progress:
             rate = f"{speed:.1f} img/s" if speed else ""
             self.failed += error is not None
             self._bar.update(self._task, advance=1, rate=rate, failed=f"{self.failed} failed" if self.failed else "",
-                             last=_short(label))
+                             last=_short(label, self._last_width) if self._last_width > 1 else "")
 
     def _print(self, text: str) -> None:
         if self.console is None:

@@ -510,6 +510,36 @@ def test_progress_lines_and_bar():
     assert "2/2" in text and "b.png: broken" in text
 
 
+@pytest.mark.parametrize("total", [7, 1234, 10**6])
+@pytest.mark.parametrize("width", [40, 60, 80, 120, 200])
+def test_progress_bar_never_cuts_a_number(total, width):
+    """The bar on a terminal of any width: counts, times and the rate whole (columns that do not fit
+    are left out, the last file's name first), the line within the width."""
+    import re
+    from io import StringIO
+
+    from rich.console import Console
+
+    buf = StringIO()
+    with Progress(Console(file=buf, width=width, force_terminal=True), "bar", total) as p:
+        for i in range(3):
+            p.advance(f"photos/holiday/a_rather_long_name_of_a_photo_{i}.png", "unreadable" if i == 1 else None)
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", buf.getvalue())
+    line = [part for part in re.split(r"[\r\n]", text) if part.strip()][-1]  # the bar's last state
+    assert len(line) <= width
+    assert f"3/{total}" in line and "1 failed" in line
+    numbers = line.split(" failed")[0]  # what comes before the last file's name
+    assert "…" not in numbers
+    for t in re.findall(r"[\d:-]+:[\d-]+", numbers):
+        assert re.fullmatch(r"\d+:\d\d:\d\d", t), t
+    if width >= 60:
+        assert re.search(r"\d:\d\d:\d\d", numbers)  # the elapsed time
+    if width >= 120:
+        assert "photo_2.png" in line
+    if width >= 80:
+        assert "img/s" in line and "ETA" in line
+
+
 # ----------------------------------------------------------------------------- invariance on a folder
 
 
