@@ -704,11 +704,6 @@ def _as_maps(name: str, array: np.ndarray) -> np.ndarray:
     return maps
 
 
-def _text_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int]:
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    return right - left, bottom - top
-
-
 def _band_rows(width: int, step: int = 1) -> int:
     """Rows per band (a multiple of ``step``) so that a float64 band holds about 8 MiB."""
     return step * max(1, (1 << 20) // max(1, width * step))
@@ -1086,11 +1081,16 @@ def _bands(columns: list[_Column], widths: list[int], left: int, max_width: int)
 
 
 @functools.lru_cache(maxsize=4096)
-def _measure(text: str, small: bool) -> tuple[int, int]:
-    """The (width, height) of ``text`` in the montage's font; cached: a batch draws the same labels
+def _text_box(text: str, small: bool) -> tuple[int, int, int, int]:
+    """``ImageDraw.textbbox((0, 0), text)`` in the montage's font; cached: a batch draws the same labels
     on every image (headers, shapes, row names), and measuring was 7% of a 512x512 montage."""
-    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    return _text_size(draw, text, _font(_SMALL_SIZE) if small else _font())
+    return ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=_font(_SMALL_SIZE) if small else _font())
+
+
+def _measure(text: str, small: bool) -> tuple[int, int]:
+    """The (width, height) of ``text`` in the montage's font."""
+    left, top, right, bottom = _text_box(text, small)
+    return right - left, bottom - top
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1101,10 +1101,9 @@ def _text_mask(text: str, small: bool) -> tuple[np.ndarray, int, int]:
     (tested); a batch draws the same headers, shapes, row names and legend on every image, and
     rendering them was the largest part of drawing a 512x512 montage (3.3 of 19 ms, measured).
     """
-    font = _font(_SMALL_SIZE) if small else _font()
-    left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=font)
+    left, top, right, bottom = _text_box(text, small)
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
-    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font)
+    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=_font(_SMALL_SIZE) if small else _font())
     array = np.asarray(mask)
     array.flags.writeable = False
     return array, left, top
@@ -1156,10 +1155,9 @@ def _outline(canvas: np.ndarray, x0: int, y0: int, x1: int, y1: int, colour) -> 
 
 
 class _Painter:
-    """Draws the grid: fonts, measures and the canvas."""
+    """Draws the grid: measures, tiles and text on the canvas."""
 
     def __init__(self):
-        self.font, self.small = _font(), _font(_SMALL_SIZE)
         self.line = _measure("Ag", False)[1] + 6
         self.small_line = _measure("Ag", True)[1] + 5
 
