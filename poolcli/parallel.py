@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ._malloc import bound_heap
 from .batch import InputItem, fingerprint, load_marker
 from .errors import InputError, OutputError, UsageError
 
@@ -347,8 +348,6 @@ def process_one(job: Any, item: InputItem, fp: str | dict | None, out_dir: Path)
     ``out_dir`` may be a :class:`poolcli.remote.Target` (a URL input or ``--out``): the worker then
     downloads its input and uploads its outputs itself.
     """
-    from ._malloc import bound_heap
-
     bound_heap()  # map-sized arrays back to the OS when freed: peak memory that does not depend on thread timing
     if not isinstance(out_dir, Path):
         from .remote import process
