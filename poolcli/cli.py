@@ -50,8 +50,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-out_console = Console()
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: a file named "a:smile:.png" is printed as it is named, not with an emoji in it
+out_console = Console(emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 install_help()
 
 

@@ -76,13 +76,11 @@ DASK_HINT = "pip install 'poolcli[dask]'"
 
 
 def _short(label: str, limit: int = 40) -> str:
-    """The end of a file name, for the progress bar (the name of the last input done); escaped, one line."""
-    from rich.markup import escape
-
+    """The end of a file name, for the progress bar (the name of the last input done), on one line."""
     from .report import printable
 
     name = printable(label)
-    return escape(name if len(name) <= limit else "…" + name[-(limit - 1):])
+    return name if len(name) <= limit else "…" + name[-(limit - 1):]
 
 
 class Progress:
@@ -178,7 +176,7 @@ class Progress:
             elif name == "failed":
                 columns.append(TextColumn("{task.fields[failed]}", style="bold red", table_column=fixed(digits + 7)))
             else:
-                columns.append(TextColumn("{task.fields[last]}", style="dim",
+                columns.append(TextColumn("{task.fields[last]}", style="dim", markup=False,  # the name as it is
                                           table_column=Column(no_wrap=True, max_width=room, overflow="crop")))
         return columns, room
 

@@ -540,6 +540,34 @@ def test_progress_bar_never_cuts_a_number(total, width):
         assert "img/s" in line and "ETA" in line
 
 
+def test_file_names_with_emoji_codes_are_printed_as_named(tmp_path):
+    """Rich would turn ':smile:' into an emoji: in the progress bar, the failure lines and the table."""
+    import re
+    import shutil
+    import subprocess
+    from io import StringIO
+
+    from rich.console import Console
+
+    buf = StringIO()
+    with Progress(Console(file=buf, width=200, force_terminal=True, emoji=False), "bar", 2) as p:
+        p.advance("photos/a:smile:b.png", None)
+        p.advance("photos/c:thumbs_up:[b].png", "broken")
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", buf.getvalue())
+    assert "poolcli: photos/c:thumbs_up:[b].png: broken" in text  # the failure line
+    assert "1 failed photos/c:thumbs_up:[b].png" in text  # the bar's last file
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(Path(__file__).parents[1] / "sample_images" / "gradient.png", src / "a:smile:b.png")
+    (src / "c:thumbs_up:.png").write_bytes(b"junk")
+    r = subprocess.run([sys.executable, "-m", "poolcli", "run", str(src), "-o", str(tmp_path / "o")],
+                       capture_output=True, text=True, encoding="utf-8")
+    assert r.returncode == 1
+    assert "c:thumbs_up:.png" in r.stderr and "a:smile:b.png" in r.stdout + r.stderr
+    assert "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in r.stdout + r.stderr
+    assert "\N{THUMBS UP SIGN}" not in r.stdout + r.stderr
+
+
 # ----------------------------------------------------------------------------- invariance on a folder
 
 
