@@ -357,10 +357,14 @@ _AS_NOBODY = """
 import encodings.ascii, encodings.latin_1, encodings.idna, os, sys
 from poolcli.cli import main
 warm = sys.argv[1]
-try:  # import, as root, every module a run loads lazily: nobody may not read the interpreter's own folder
-    main(["run", warm + "/w1.png", warm + "/w2.png", "-o", warm + "/o", "-q", "--workers", "2", "--force"])
-except SystemExit as exc:
-    assert exc.code == 0, exc.code
+# import, as root, every module a run loads lazily: nobody may not read the interpreter's own folder (nor
+# a checkout under a private folder, e.g. mktemp -d). --workers 1 runs the task in this process (what a
+# worker imports lazily, forked workers then inherit); --workers 2 loads the process pool's modules.
+for workers in ("1", "2"):
+    try:
+        main(["run", warm + "/w1.png", warm + "/w2.png", "-o", warm + "/o", "-q", "--workers", workers, "--force"])
+    except SystemExit as exc:
+        assert exc.code == 0, exc.code
 os.setgid(65534)
 os.setuid(65534)
 main(sys.argv[2:])
