@@ -646,9 +646,11 @@ def write_png(fh, array: np.ndarray) -> None:
             body[...] = rows[r : r + n]
         else:
             raw[:, 0] = 2  # filter Up: the byte difference from the row above (mod 256; zeros above the first)
-            np.subtract(rows[r : r + n], rows[r - 1 : r + n - 1] if r else 0, out=body, casting="unsafe")
-            if r == 0:
-                body[1:] = rows[1:n] - rows[: n - 1]
+            if r:
+                np.subtract(rows[r : r + n], rows[r - 1 : r + n - 1], out=body)
+            else:
+                body[0] = rows[0]
+                np.subtract(rows[1:n], rows[: n - 1], out=body[1:])
         data = z.compress(raw.data)
         if data:
             fh.write(_png_chunk(b"IDAT", data))
@@ -779,17 +781,30 @@ def _sparse_absmax(plane, factor: int) -> np.ndarray:
     values, positions = plane.kept()
     h, w = plane.shape
     bh, bw = -(-h // factor), -(-w // factor)
-    mx = np.full(bh * bw, -np.inf, dtype=values.dtype)
-    mn = np.full(bh * bw, np.inf, dtype=values.dtype)
     count = np.zeros(bh * bw, dtype=np.int64)
     rows = max(1, (1 << 20) // max(1, values.shape[1]))
-    for r in range(0, values.shape[0], rows):
+
+    def blocks(r: int) -> np.ndarray:  # the block of each kept value of rows r : r + rows (one band)
         pos = positions[r : r + rows].ravel()  # int32 where the map has fewer than 2**31 pixels
         row = pos // w
-        block = (row // factor) * bw + (pos - row * w) // factor
+        return (row // factor) * bw + (pos - row * w) // factor
+
+    for r in range(0, values.shape[0], rows):
+        count += np.bincount(blocks(r), minlength=bh * bw)
+    if count.max() <= 1:
+        # at most one kept value per block (e.g. the block is the pooling window: a 2x2/stride-2 unpool
+        # map halved): the block's value is that value, else 0 (what the rule below gives), without
+        # ufunc.at's scatter (1.1 of 10 ms of a 512x512 montage, measured)
+        out = np.zeros(bh * bw)
+        for r in range(0, values.shape[0], rows):
+            out[blocks(r)] = values[r : r + rows].ravel()
+        return out.reshape(bh, bw)
+    mx = np.full(bh * bw, -np.inf, dtype=values.dtype)
+    mn = np.full(bh * bw, np.inf, dtype=values.dtype)
+    for r in range(0, values.shape[0], rows):
+        block = blocks(r)
         np.maximum.at(mx, block, values[r : r + rows].ravel())
         np.minimum.at(mn, block, values[r : r + rows].ravel())
-        count += np.bincount(block, minlength=bh * bw)
     area = np.outer(np.minimum(factor, h - np.arange(bh) * factor), np.minimum(factor, w - np.arange(bw) * factor))
     zero = count < area.ravel()
     mx[zero] = np.maximum(mx[zero], 0)
@@ -1109,6 +1124,18 @@ def _text_mask(text: str, small: bool) -> tuple[np.ndarray, int, int]:
     return array, left, top
 
 
+@functools.lru_cache(maxsize=4096)
+def _text_patch(text: str, small: bool, fill: tuple[int, int, int]) -> np.ndarray:
+    """``text`` in ``fill`` blended once on the background (uint8 RGB, read-only): where the canvas under
+    a label is still background (always, as laid out) it is copied in, not blended again."""
+    mask = _text_mask(text, small)[0]
+    patch = np.empty(mask.shape + (3,), dtype=np.uint8)
+    patch[...] = _BACKGROUND
+    _blend(patch, 0, 0, mask, fill)
+    patch.flags.writeable = False
+    return patch
+
+
 def _clip(canvas: np.ndarray, x: int, y: int, h: int, w: int) -> tuple[slice, slice, slice, slice] | None:
     """Canvas rows/cols and source rows/cols of an ``h x w`` patch placed at ``(x, y)``, clipped."""
     y0, x0, y1, x1 = max(0, y), max(0, x), min(canvas.shape[0], y + h), min(canvas.shape[1], x + w)
@@ -1201,8 +1228,16 @@ class _Painter:
     @staticmethod
     def put(canvas: np.ndarray, xy: tuple[int, int], text: str, small: bool = False, fill=_TEXT) -> None:
         """What ``ImageDraw.Draw(image).text(xy, text, fill, font)`` draws, on the uint8 RGB array."""
-        if text:
-            mask, dx, dy = _text_mask(text, small)
+        if not text:
+            return
+        mask, dx, dy = _text_mask(text, small)
+        where = _clip(canvas, xy[0] + dx, xy[1] + dy, *mask.shape)
+        if where is None:
+            return
+        rows, cols, mrows, mcols = where
+        if canvas[rows, cols].min() == _BACKGROUND[0] == min(_BACKGROUND):  # on the (white) background
+            canvas[rows, cols] = _text_patch(text, small, tuple(fill))[mrows, mcols]
+        else:
             _blend(canvas, xy[0] + dx, xy[1] + dy, mask, fill)
 
 

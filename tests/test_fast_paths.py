@@ -125,6 +125,14 @@ def test_cached_text_is_what_imagedraw_draws(text, small):
             got[...] = background
             images._Painter.put(got, xy, text, small, fill)
             np.testing.assert_array_equal(got, np.asarray(want), err_msg=str(xy))
+    # over the background where a tile already lies under part of the text: blended, not the cached patch
+    want = Image.new("RGB", (420, 40), white)
+    ImageDraw.Draw(want).rectangle((8, 0, 30, 39), fill=(40, 160, 90))
+    ImageDraw.Draw(want).text((5, 7), text, fill=images._TEXT, font=font)
+    got = np.full((40, 420, 3), 255, dtype=np.uint8)
+    got[:, 8:31] = (40, 160, 90)
+    images._Painter.put(got, (5, 7), text, small, images._TEXT)
+    np.testing.assert_array_equal(got, np.asarray(want))
     assert images._Painter().width(text, small) == ImageDraw.Draw(want).textbbox((0, 0), text, font=font)[2] \
         - ImageDraw.Draw(want).textbbox((0, 0), text, font=font)[0]
 
@@ -235,3 +243,31 @@ def test_overlapping_windows_are_not_distinct():
     assert not UnpoolView(out, idx, 3, 2, 1, 1, (9, 9)).distinct
     out, idx = max_pool2d_with_indices(x, 2, 2, 0, 2)  # dilation 2: the window spans 3 pixels
     assert not UnpoolView(out, idx, 2, 2, 0, 2, (9, 9)).distinct
+
+
+@settings(max_examples=150, deadline=None)
+@given(h=st.integers(1, 24), w=st.integers(1, 24), c=st.integers(1, 3), k=st.integers(1, 4), s=st.integers(1, 4),
+       p=st.integers(0, 2), ceil=st.booleans(), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["normal", "ties", "specials"]))
+def test_max_stage_maps_from_the_pooling_with_indices(h, w, c, k, s, p, ceil, seed, kind):
+    """`poolcli run` takes a plain max stage's maps from the pooling with indices when it writes the unpool
+    map (pooled once, not twice): they are the stage's own maps bit for bit (NaN, -0.0, ties, -inf windows)."""
+    from poolcli.jobs.run import unpool_geometry, unpool_view
+    from poolcli.stack import parse_stack
+    from poolcli.stack.apply import apply_stage
+
+    if p > k // 2 or h + 2 * p < k or w + 2 * p < k:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    if kind == "ties":
+        x = np.round(x).astype(np.float32) * np.float32(0.0 if seed % 3 == 0 else 1.0)
+        x[rng.random(x.shape) < 0.3] = np.float32(-0.0)
+    elif kind == "specials":
+        x[rng.random(x.shape) < 0.25] = rng.choice(np.array([np.nan, np.inf, -np.inf, -0.0], np.float32))
+    stage = parse_stack(f"max({k}, stride={s}, padding={p}, ceil_mode={'true' if ceil else 'false'})").stages[0]
+    with np.errstate(all="ignore"):
+        want = np.ascontiguousarray(apply_stage(x, stage), dtype=np.float32)
+        got = unpool_view(x, unpool_geometry(stage)).values
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))

@@ -249,14 +249,20 @@ def compute_stages(item: InputItem, x, opts: RunJob) -> list[tuple]:
     for index, stage in enumerate(opts.stack.stages, start=1):
         try:
             with np.errstate(all="ignore"):
-                y = np.ascontiguousarray(apply_stage(x, stage), dtype=np.float32)
                 geometry = unpool_geometry(stage) if opts.unpool else None
                 unpooled = None
-                if geometry is not None:
+                if geometry is not None and x.dtype == np.float32:
+                    # the pooling with indices gives the stage's maps too (both equal PyTorch's max_pool2d bit
+                    # for bit: tests/test_golden.py): pooled once, not twice
                     unpooled = unpool_view(x, geometry)
-                    if unpooled.values.shape == y.shape and np.array_equal(unpooled.values.view(np.uint32),
-                                                                           y.view(np.uint32)):
-                        unpooled.values = y  # bit for bit the stage's own maps: one copy, not two
+                    y = unpooled.values = np.ascontiguousarray(unpooled.values)
+                else:
+                    y = np.ascontiguousarray(apply_stage(x, stage), dtype=np.float32)
+                    if geometry is not None:
+                        unpooled = unpool_view(x, geometry)
+                        if unpooled.values.shape == y.shape and np.array_equal(unpooled.values.view(np.uint32),
+                                                                               y.view(np.uint32)):
+                            unpooled.values = y  # bit for bit the stage's own maps: one copy, not two
         except PoolcliError:
             raise
         except ValueError as exc:
@@ -310,6 +316,9 @@ class PngWriter:
     measured), so PNGs are encoded side by side while the next map's ``.npy`` and gray levels, and the
     montage, are made. Leaving the block waits for every PNG and raises the first error; after an exception
     (Ctrl-C included) the images not started are dropped and the one being written finishes whole.
+    With one thread (this process's share of the cores is one core, e.g. ``--workers 2`` on two cores)
+    each PNG is written at once, on the calling thread: a second thread on the same core only passed the
+    GIL back and forth.
     """
 
     def __init__(self, threads: int | None = None):
@@ -319,12 +328,16 @@ class PngWriter:
         from .._threads import get_num_threads
 
         threads = threads or get_num_threads()  # this process's share of the cores (--threads)
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="poolcli-png")
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="poolcli-png") if threads > 1 else None
         self._slots = threading.BoundedSemaphore(threads)
         self._futures: list = []
 
     def submit(self, path: Path, pixels) -> None:
         """Encode ``pixels`` (uint8, see :func:`poolcli.images.encode_png`) and write it to ``path``, atomically."""
+        if self._pool is None:
+            self._slots.acquire()
+            self._write(path, pixels)
+            return
         self._slots.acquire()
         try:
             self._futures.append(self._pool.submit(self._write, path, pixels))
@@ -344,6 +357,8 @@ class PngWriter:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
+        if self._pool is None:
+            return
         self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
         if exc_type is None:
             for f in self._futures:
