@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
 from rich.table import Table
@@ -472,19 +473,30 @@ def _cell_text(cell: Any) -> str:
 
 
 def _pack(items: list[str], width: int, indent: str = "  ", gap: str = "   ") -> list[str]:
-    """Items greedily packed into lines of at most ``width`` columns; an item is never split."""
+    """Items greedily packed into lines of at most ``width`` columns; an item is split only when it is
+    wider than a line by itself, and then between words (continuation lines indented twice)."""
     lines: list[str] = []
     line = ""
     for item in items:
         candidate = item if not line else line + gap + item
-        if line and len(indent + candidate) > width:
+        if line and cell_len(indent + candidate) > width:
             lines.append(indent + line)
             line = item
         else:
             line = candidate
     if line:
         lines.append(indent + line)
-    return lines
+    return [part for ln in lines for part in _wrap_words(ln, width, indent + indent)]
+
+
+def _wrap_words(line: str, width: int, indent: str) -> list[str]:
+    """``line`` as is if it fits ``width``, else broken between words (a word wider than a line is folded)."""
+    if cell_len(line) <= width:
+        return [line]
+    import textwrap
+
+    return textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False, replace_whitespace=False) \
+        or [line]
 
 
 def as_blocks(table: Table, width: int, keys: int = 1) -> RenderableType:
@@ -521,9 +533,10 @@ def fit(table: Table, console: Console, keys: int = 1) -> tuple[RenderableType, 
     Not a terminal: the table at its natural width. A terminal it fits (text
     columns wrapping between words): the table. Else :func:`as_blocks`.
     """
-    for column in table.columns:  # a column that never wraps keeps its header lines whole too
+    for column in table.columns:  # a column that never wraps needs its widest line, header or cell
         if column.no_wrap:
-            widest = max(len(line) for line in _cell_text(column.header).split("\n"))
+            texts = [_cell_text(column.header), *(_cell_text(c) for c in column.cells)]
+            widest = max(cell_len(line) for text in texts for line in text.split("\n"))
             column.min_width = max(column.min_width or 0, widest)
     minimum, maximum = natural_width(table, console)
     if not console.is_terminal:

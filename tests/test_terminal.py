@@ -307,3 +307,68 @@ def test_plot_hint_keeps_its_brackets(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["invariance", str(SAMPLES / "scene.png"), "--shifts", "0:1", "-o", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     assert "pip install 'poolcli[plot]'" in r.output
+
+
+# ----------------------------------------------------------------------------- nothing cropped or squeezed away
+
+
+def _printed_any(args: list[str], columns: int) -> tuple[int, str]:
+    """(exit code, stdout) of ``poolcli *args`` on a forced Rich terminal ``columns`` wide."""
+    import io
+
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    import poolcli.cli as cli
+
+    buf = io.StringIO()
+    saved = cli.out_console
+    cli.out_console = Console(file=buf, force_terminal=True, width=columns, color_system=None)
+    try:
+        result = CliRunner().invoke(cli.app, args)
+    finally:
+        cli.out_console = saved
+    return result.exit_code, buf.getvalue()
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80, 100, 120])
+def test_filters_descriptions_are_shown_at_any_width(columns):
+    """A never-wrapping kernel column squeezed the description column to nothing (60-100 columns), and
+    blocks cropped a description at the terminal's edge (40)."""
+    from poolcli.filters import list_filters
+
+    code, text = _printed_any(["filters"], columns)
+    assert code == 0
+    assert max(len(line) for line in text.splitlines()) <= columns
+    tokens = set(re.split(r"[\s│┃]+", text))  # a table wraps a description between words, in its cell
+    for f in list_filters():
+        missing = [w for w in f.description.split() if w not in tokens]
+        assert missing == [], (columns, f.label, missing)
+
+
+@pytest.mark.parametrize("columns", [40, 60])
+def test_modes_parameters_are_shown_whole_in_blocks(columns):
+    from poolcli.report import modes_table
+
+    code, text = _printed_any(["modes"], columns)
+    assert code == 0
+    assert max(len(line) for line in text.splitlines()) <= columns
+    flat = " ".join(text.split())
+    table = modes_table()
+    for summary, params in zip(table.columns[1].cells, table.columns[2].cells):
+        assert " ".join(str(summary).split()) in flat and str(params) in flat, (columns, params)
+
+
+def test_a_long_failure_in_the_batch_summary_is_wrapped_not_cropped(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(folder / "dot.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "ok.png")
+    code, text = _printed_any(["run", str(folder), "-o", str(tmp_path / "o"), "--workers", "1", "--no-png",
+                               "--no-montage"], 60)
+    assert code == 1
+    assert max(len(line) for line in text.splitlines()) <= 60
+    flat = " ".join(text.split())
+    assert "so the output would be 0x0; use a smaller size or more padding" in flat, text
