@@ -273,7 +273,13 @@ def _methods(compare: Optional[str], st) -> tuple[str, ...]:
     for raw in (m.strip() for m in pieces if m.strip()):
         if "(" not in raw:
             m = STAGE_ALIASES.get(raw.lower(), raw.lower())
-            (methods if m in POOL_METHODS else bad).append(m)
+            if m not in POOL_METHODS:  # a window mode that needs a value (quantile): swap_pooling says which
+                try:
+                    m = method_name(*method_spec(raw))
+                except UsageError:
+                    bad.append(raw)  # as typed: 'none', not its alias 'identity'
+                    continue
+            methods.append(m)
             continue
         try:
             methods.append(method_name(*method_spec(raw)))
@@ -286,6 +292,13 @@ def _methods(compare: Optional[str], st) -> tuple[str, ...]:
         )
     if not any(s.kind == "pool" for s in st.stages):
         raise UsageError("--compare needs a stack with at least one pooling stage to swap")
+    from .stack import swap_pooling
+
+    for m in methods:  # a value the method needs and the stack cannot give (quantile's q) is named here
+        try:
+            swap_pooling(st, m)
+        except UsageError as exc:
+            raise UsageError(f"--compare: {exc}") from None
     return tuple(dict.fromkeys(methods))
 
 

@@ -179,3 +179,21 @@ def test_odd_sized_images_are_cropped_onto_the_pooling_grid(tmp_path):
     assert "cropped" in rep["note"]
     for r in rep["records"]:
         assert r["equiv_rel_l2"] < 1e-6, r
+
+
+@pytest.mark.parametrize(("compare", "says"), [
+    ("quantile", "--compare: quantile: give q in the method"),        # listed in --help: not 'unknown'
+    ("max,Quantile()", "--compare: quantile: give q in the method"),
+    ("max,none", "unknown method(s) none;"),                            # as typed, not its alias 'identity'
+])
+def test_compare_names_what_is_wrong_with_a_method(tmp_path, noise_png, compare, says):
+    res = runner.invoke(app, ["invariance", str(noise_png), "--compare", compare, "--shifts", "1",
+                              "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2, res.output
+    assert says in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_compare_quantile_with_its_q_runs(tmp_path, noise_png):
+    rep = invariance(tmp_path, str(noise_png), "--compare", "max,quantile(q=0.75)", "--shifts", "1")
+    assert list(rep["methods"]) == ["max", "quantile(q=0.75)"]

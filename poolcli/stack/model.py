@@ -581,11 +581,14 @@ def swap_pooling(stack: Stack, method: str, *, p: float = 2.0) -> Stack:
     plain = "(" not in method
     key = STAGE_ALIASES.get(method.strip().lower(), method.strip().lower())
     methods = swappable_modes()
-    if plain and key not in methods:
-        raise UsageError(f"unknown pooling method {method!r}; known: {', '.join(methods)}")
     own: tuple[tuple[str, Any], ...] = ()
-    if not plain:
-        key, own = method_spec(method)
+    if not plain or key not in methods:
+        try:  # a window mode with arguments, or one that needs a value: 'quantile' -> give q below
+            key, own = method_spec(method)
+        except UsageError:
+            if not plain:
+                raise
+            raise UsageError(f"unknown pooling method {method!r}; known: {', '.join(methods)}") from None
     spec = registry()[key]
     stages = []
     for stage in stack.stages:
