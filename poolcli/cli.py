@@ -230,8 +230,8 @@ def _check_preview(out: str) -> None:
         raise UsageError(f"--preview needs textual-image: {PREVIEW_HINT}")
 
 
-def _preview(out: str, protocol: str, report_name: str = "report.json") -> None:
-    """Print the preview of the report just written in ``out``."""
+def _preview(out: str, protocol: str, report_name: str = "report.json", color: str | None = None) -> None:
+    """Print the preview of the report just written in ``out`` (``color``: the run's, when the report has none)."""
     import json
 
     from .preview import invariance_preview, run_preview
@@ -239,6 +239,8 @@ def _preview(out: str, protocol: str, report_name: str = "report.json") -> None:
 
     out = local_path(out)
     report = json.loads((out / report_name).read_text(encoding="utf-8"))
+    if color is not None:
+        report.setdefault("color", color)  # invariance.json does not record it: the maps must be the measured ones
     shown = run_preview(report, out, out_console, protocol) if report_name == "report.json" else \
         invariance_preview(report, out_console, protocol)
     for renderable in shown:
@@ -362,7 +364,7 @@ def invariance(
         code = _execute(job, paths, o, lambda outcome: invariance_output(
             out_console, outcome.report, outcome.written, outcome.out_name))
         if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR) and not o.json_out:
-            _preview(o.out, preview_protocol.value, "invariance.json")
+            _preview(o.out, preview_protocol.value, "invariance.json", color=o.color.value)
     raise typer.Exit(code)
 
 

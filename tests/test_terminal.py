@@ -372,3 +372,13 @@ def test_a_long_failure_in_the_batch_summary_is_wrapped_not_cropped(tmp_path):
     assert max(len(line) for line in text.splitlines()) <= 60
     flat = " ".join(text.split())
     assert "so the output would be 0x0; use a smaller size or more padding" in flat, text
+
+
+def test_invariance_preview_draws_the_maps_of_the_measured_colour_channels(tmp_path):
+    """invariance.json has no "color": the preview recomputed the maps in gray (1xHxW) after a --color keep run."""
+    img = _photo(tmp_path / "rgb.png", 48)
+    r = poolcli("invariance", str(img), "--color", "keep", "--compare", "max,aps", "--shifts", "0:1", "--preview",
+                "--preview-protocol", "blocks", "-q", "--no-plot", "-o", str(tmp_path / "o"), columns=160)
+    assert r.returncode == 0, r.stderr
+    shapes = re.findall(r"\b(\d+)x24x24\b", r.stdout)
+    assert shapes and set(shapes) == {"3"}, r.stdout
