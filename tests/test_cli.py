@@ -839,3 +839,28 @@ def test_antialiased_pool_modes_run(tmp_path, gray_png, mode):
     s1, s2 = report["inputs"][0]["stages"]
     assert s2["name"] == mode and s2["shape"] == [1, 6, 8]
     assert parse_stack(report["stack"]).stages[1].ops[0].name == mode
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--conv-stride", "0"], "--conv-stride: invalid value '0': must be >= 1"),
+    (["--conv-stride", "2x"], "--conv-stride: invalid value '2x': expected an int"),
+    (["--conv-dilation", "0"], "--conv-dilation: invalid value '0': must be >= 1"),
+    (["--filter", "none", "--conv-stride", "0"], "--conv-stride: invalid value '0'"),
+])
+def test_conv_options_are_named_in_their_errors(tmp_path, args, says):
+    """They were reported as "--filter: invalid value 'sobel'", a value the user never typed."""
+    res = runner.invoke(app, ["run", str(SCENE), *args, "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert says in res.output and "'sobel'" not in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_conv_stride_without_a_filter_subsamples_instead_of_being_ignored(tmp_path):
+    res = runner.invoke(app, ["run", str(SCENE), "--filter", "none", "--conv-stride", "2", "--pool", "none",
+                              "-o", str(tmp_path / "o"), "--json", "--no-png", "--no-montage"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["stack"] == "identity(stride=2)"
+    last = report["inputs"][0]["stages"][-1]
+    assert last["shape"] == [1, 120, 160]
+    x = load_image(SCENE)
+    np.testing.assert_array_equal(np.load(tmp_path / "o" / last["npy"]), x[:, ::2, ::2])

@@ -302,8 +302,8 @@ def _filter_op(text: str, filter_args: Mapping[str, Any]) -> Op | None:
     for item in (a.strip() for a in rest.split(",") if a.strip()):
         key, eq, value = item.partition("=")
         args.append((key.strip(), value.strip()) if eq else (None, item))
-    if name.strip().lower() in ("none", "identity") and not args:
-        return None
+    if name.strip().lower() in ("none", "identity") and not args and not filter_args.keys() & {"stride", "dilation"}:
+        return None  # with --conv-stride, 'none' is the identity kernel, strided (a plain subsampling)
     try:
         op = make_op(name, args + [(k, v) for k, v in filter_args.items()])
     except ArgError as exc:
@@ -317,6 +317,13 @@ def _filter_stage(filters, kernel, boundary: str, conv_stride: str, conv_dilatio
     """The filter bank of the options: ``--filter`` items (default sobel) and ``--kernel``."""
     filter_args = {k: v for k, v, default in (("mode", boundary, "reflect"), ("stride", conv_stride, "1"),
                                               ("dilation", conv_dilation, "1")) if str(v) != default}
+    for option, key in (("--conv-stride", "stride"), ("--conv-dilation", "dilation")):
+        if key in filter_args:  # named as the option given, not as the default filter the user never typed
+            try:
+                make_op("identity", [(key, filter_args[key])])
+            except ArgError as exc:
+                reason = str(exc).partition("': ")[2] or str(exc)
+                raise UsageError(f"{option}: invalid value {excerpt(str(filter_args[key]))}: {reason}") from None
     ops = [_filter_op(f, filter_args) for f in (filters or ([] if kernel else ["sobel"]))]
     if kernel is not None:
         try:
