@@ -61,6 +61,32 @@ def _pyplot():
     return plt
 
 
+def _fit_width(fig, text: str, fontsize: float) -> str:
+    """``text`` with each line broken between words where it would run past the figure's edge (a title
+    or caption wider than a one-panel figure was cut off); a line that fits is left as it is."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer = fig.canvas.get_renderer()
+    prop = FontProperties(size=fontsize)
+    room = fig.bbox.width * 0.97
+
+    def width(s: str) -> float:
+        return renderer.get_text_width_height_descent(s, prop, ismath=False)[0]
+
+    out: list[str] = []
+    for line in text.split("\n"):
+        cur = ""
+        for word in line.split(" "):
+            candidate = word if not cur else cur + " " + word
+            if cur and width(candidate) > room:
+                out.append(cur)
+                cur = word
+            else:
+                cur = candidate
+        out.append(cur)
+    return "\n".join(out)
+
+
 def _png(fig) -> bytes:
     plt = _pyplot()
     buf = io.BytesIO()
@@ -142,9 +168,10 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
     axes[0][0].legend(fontsize=7)
     head = title + (f"  (n={f['n']} images)" if f["n"] > 1 else "")
     if head:
-        fig.suptitle(head, fontsize=9)
+        fig.suptitle(_fit_width(fig, head, 9), fontsize=9)
     caption = _caption(f, "+-1 std" if band == "std" else "min-max")
     if caption:
+        caption = _fit_width(fig, caption, 7)
         fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", color="#333")
     fig.tight_layout(rect=(0, 0.03 * (caption.count("\n") + 1) if caption else 0, 1, 1))
     return _png(fig)
@@ -186,10 +213,11 @@ def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
     fig.colorbar(im, ax=axes, shrink=0.8, label="equiv_rel_l2" + (" (mean)" if f["n"] > 1 else ""))
     head = title + (f"  (n={f['n']} images)" if f["n"] > 1 else "")
     if head:
-        fig.suptitle(head, fontsize=9)
+        fig.suptitle(_fit_width(fig, head, 9), fontsize=9)
     caption = _caption(f, "none")
     if caption:
-        fig.text(0.01, 0.005, caption.replace("band: none over the images", ""), fontsize=7, color="#333")
+        fig.text(0.01, 0.005, _fit_width(fig, caption.replace("band: none over the images", ""), 7), fontsize=7,
+                 color="#333")
     return _png(fig)
 
 

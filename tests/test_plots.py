@@ -49,3 +49,27 @@ def test_difference_plot():
              "diff": np.random.rand(20, 30)}]
     assert Image.open(io.BytesIO(difference_plot(rows, "x"))).format == "PNG"
     assert Image.open(io.BytesIO(difference_plot([], "x"))).format == "PNG"
+
+
+@pytest.mark.parametrize("shifts", [((0, 0), (0, 1), (0, 2)), ((0, 0), (0, 1), (1, 0), (1, 1))], ids=["line", "grid"])
+def test_title_and_caption_stay_inside_a_one_panel_figure(monkeypatch, shifts):
+    """One pooling stage makes a 3.8 inch wide figure: a long stack title and the caption ran off its edges."""
+    import poolcli.plots as plots
+
+    seen = []
+    original = plots._png
+
+    def capture(fig):
+        renderer = fig.canvas.get_renderer()
+        texts = [t for t in [fig._suptitle, *fig.texts] if t is not None and t.get_text()]
+        seen.append([(t.get_text(), t.get_window_extent(renderer), fig.bbox) for t in texts])
+        return original(fig)
+
+    monkeypatch.setattr(plots, "_png", capture)
+    recs = [r for r in records(inputs=("a_rather_long_file_name_for_a_picture.png", "b.png"), shifts=shifts)]
+    title = "gaussian(sigma=2.0) | relu | max(size=3, stride=2, padding=1) (circular)"
+    invariance_plot(recs, title=title)
+    assert seen and len(seen[0]) >= 2
+    for text, box, fig_box in seen[0]:
+        assert box.x0 >= fig_box.x0 - 0.5 and box.x1 <= fig_box.x1 + 0.5, (text, box, fig_box)
+    assert " ".join(" ".join(t.split()) for t, _, _ in seen[0]).count("every shift for every method") == 1
