@@ -36,7 +36,7 @@ from .cmdoptions import (
 )
 from ._help import install as install_help
 from .errors import ExitStatus, PoolcliError, UsageError, interrupt_status
-from .terminal import invariance_output, plain, print_json, run_output, show
+from .terminal import PipeSafeConsole, invariance_output, plain, print_json, run_output, show
 
 app = typer.Typer(
     name="poolcli",
@@ -51,8 +51,9 @@ app = typer.Typer(
 )
 
 # emoji=False: a file named "a:smile:.png" is printed as it is named, not with an emoji in it
-out_console = Console(emoji=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+# PipeSafeConsole: a reader that goes away (| head) silences the console, it does not stop the batch
+out_console = PipeSafeConsole(emoji=False)
+err_console = PipeSafeConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 install_help()
 
 

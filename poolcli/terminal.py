@@ -33,6 +33,40 @@ from .report import batch_summary_line, fit
 SUMMARY_ROWS = 20
 
 
+def silence(stream) -> None:
+    """Point ``stream``'s file descriptor at /dev/null (a reader that went away: ``| head``), so that later
+    writes, and Python's flush at exit, go nowhere instead of raising BrokenPipeError."""
+    import os
+
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(null, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
+
+
+class PipeSafeConsole(Console):
+    """A Rich console that goes quiet when its reader goes away (``poolcli run photos/ | head -2``).
+
+    Rich's own answer to a broken pipe is to exit (SystemExit from inside the print), which stopped a
+    batch after two inputs and left no report. Here what is printed is what is lost, nothing else: the
+    batch goes on, writes its outputs and reports, and exits with its own status.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        silence(self.file)
+
+
 def show(console: Console, table: Table, keys: int = 1) -> None:
     """Print a table whole: natural width in a pipe, the table if it fits the terminal, else blocks."""
     renderable, width = fit(table, console, keys)
@@ -53,7 +87,11 @@ def plain(console: Console, text: str, style: str | None = None) -> None:
 
 
 def print_json(report: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    try:
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (| head): the report files are written all the same
+        silence(sys.stdout)
 
 
 def _geometry(record: dict[str, Any]) -> tuple:

@@ -375,6 +375,46 @@ def test_real_sigint_then_resume(tmp_path):
     assert files(out) == files(ref)
 
 
+@pytest.mark.parametrize("closed", ["stdout", "stdout and stderr"])
+@pytest.mark.parametrize("extra", [[], ["--json"], ["--workers", "2"]])
+def test_a_reader_that_goes_away_loses_the_printing_only(tmp_path, closed, extra):
+    """``poolcli run DIR | head -2`` (or ``2>&1 | head``): the pipe closes while the batch prints. Rich's
+    answer was to exit from inside the print: the batch stopped after two inputs with no report. Now
+    only what is printed is lost: every input processed, the reports written, the batch's own status
+    (1: one input is broken), no traceback. The read end is closed before poolcli starts, so every write
+    meets a closed pipe (deterministic, whatever the machine's speed)."""
+    src = tmp_path / "in"
+    rng = np.random.default_rng(5)
+    for i in range(6):
+        p = src / f"p{i}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(p)
+    (src / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    r, w = os.pipe()
+    os.close(r)  # the reader went away before the first line
+    err = tmp_path / "stderr.txt"
+    try:
+        with open(err, "wb") as fh:
+            proc = subprocess.run(
+                [sys.executable, "-m", "poolcli", "run", str(src), "--out", str(out), *extra], cwd=tmp_path,
+                env=SUBPROCESS_ENV, stdin=subprocess.DEVNULL, stdout=w, stderr=w if closed != "stdout" else fh,
+                timeout=300,
+            )
+    finally:
+        os.close(w)
+    stderr = err.read_text(errors="replace")
+    assert proc.returncode == 1, stderr  # the broken input, as without the pipe
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "Exception ignored" not in stderr
+    if closed == "stdout":
+        assert "broken.png" in stderr  # stderr still says what failed
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] is False
+    assert report["summary"]["processed"] == 6 and report["summary"]["failed"] == 1
+    assert (out / "shapes.csv").is_file() and len(list(out.rglob("montage.png"))) == 6
+    assert leftovers(out) == []
+
+
 # ----------------------------------------------------------------------------- discovery
 
 
