@@ -173,7 +173,7 @@ OUTPUT_OPTIONS = (
          help="Every input's shape table (default: one per distinct stack geometry, and a summary across inputs)."),
     _opt("no_color", bool, False, "--no-color", panel=OUTPUT_PANEL,
          help="No colour (also with NO_COLOR set; colour is only ever used on a terminal)."),
-    _opt("debug", bool, False, panel=OUTPUT_PANEL, help="Show tracebacks."),
+    _opt("debug", bool, False, panel=OUTPUT_PANEL, help="Show tracebacks: the first input that fails stops the batch, with its traceback."),
     _opt("html", bool, False, "--html", panel=OUTPUT_PANEL,
          help="Also write report.html in --out: one page to browse offline (needs poolcli\\[html])."),
     _opt("zoom", Optional[str], None, metavar="X,Y,W,H", panel=OUTPUT_PANEL,

@@ -728,6 +728,18 @@ def _executor(scheduler: str | None, workers: int, tasks: int, preload: Sequence
     return _InProcess()
 
 
+class _WorkerTraceback(Exception):
+    """The traceback of an exception in a task (perhaps in another process), as text: printed by
+    ``--debug`` as the cause of the input's error (what concurrent.futures does with its own)."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text.rstrip()}\n"""'
+
+
 def _take(index: int, outcome: dict, items: Sequence[InputItem], res: BatchResult, progress: Progress, debug: bool) -> None:
     """Record one task's outcome (``{"fatal": ...}`` stops the batch with an OutputError)."""
     if "fatal" in outcome:
@@ -739,8 +751,11 @@ def _take(index: int, outcome: dict, items: Sequence[InputItem], res: BatchResul
         res.processed += 1
         progress.advance(items[index].label, None)
     else:
-        if debug:
-            raise InputError(items[index].path, outcome["error"])
+        if debug:  # --debug: the first failing input stops the batch, with the worker's traceback if it has one
+            error = InputError(items[index].path, outcome["error"])
+            if outcome.get("traceback"):
+                raise error from _WorkerTraceback(outcome["traceback"])
+            raise error
         res.errors[index] = outcome["error"]
         progress.advance(items[index].label, outcome["error"])
 

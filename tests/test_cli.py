@@ -765,6 +765,26 @@ def test_debug_lets_the_exception_propagate(tmp_path, broken_png):
     assert str(broken_png) in str(result.exception)
 
 
+def test_debug_shows_the_traceback_of_a_bug_in_a_task(tmp_path, gray_png, monkeypatch):
+    """A bug on one input: without --debug one line and the batch goes on; with --debug the batch stops
+    at that input and the exception carries the task's own traceback (where the bug is), not only the
+    batch loop's."""
+    from poolcli.jobs import run as run_job
+
+    def bug(item, opts):
+        raise ZeroDivisionError("a bug in a task")
+
+    monkeypatch.setattr(run_job, "run_one", bug)
+    result = runner.invoke(app, ["run", str(gray_png), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 1 and "internal error: ZeroDivisionError: a bug in a task" in result.output
+    result = runner.invoke(app, ["run", str(gray_png), "--out", str(tmp_path / "b"), "--debug"])
+    assert result.exit_code != 0 and not isinstance(result.exception, SystemExit)
+    assert str(gray_png) in str(result.exception)
+    cause = str(result.exception.__cause__)
+    assert "Traceback (most recent call last)" in cause and "def bug" not in cause
+    assert "raise ZeroDivisionError" in cause and "ZeroDivisionError: a bug in a task" in cause
+
+
 def test_no_debug_no_exception_object(tmp_path, broken_png):
     result = runner.invoke(app, ["run", str(broken_png), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1

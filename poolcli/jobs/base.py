@@ -155,7 +155,11 @@ class Job(ABC):
         except OSError as exc:
             return {"fatal": f"{marker.parent}: {exc.strerror or exc}"}
         except Exception as exc:  # a bug on one odd input must not stop 10,000 others
-            return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+            import traceback
+
+            # the traceback travels with the outcome (a string: from any worker), for --debug to show
+            return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc()}
         return {"ok": True, "result": result, "seconds": round(time.perf_counter() - start, 4)}
 
 
