@@ -884,3 +884,22 @@ def test_conv_stride_without_a_filter_subsamples_instead_of_being_ignored(tmp_pa
     assert last["shape"] == [1, 120, 160]
     x = load_image(SCENE)
     np.testing.assert_array_equal(np.load(tmp_path / "o" / last["npy"]), x[:, ::2, ::2])
+
+
+def test_zoom_outside_an_image_fails_that_image_in_one_line(tmp_path, capsys):
+    """--zoom starting outside an image was clamped to its last pixel (a 1x1 'region', flat tiles): now
+    that input fails with a line naming it and the image's size, before anything of it is written; a
+    larger image of the same batch gets its montage with the region."""
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (40, 60), dtype=np.uint8)).save(src / "small.png")
+    Image.fromarray(rng.integers(0, 256, (200, 300), dtype=np.uint8)).save(src / "large.png")
+    out = tmp_path / "out"
+    code, err, _ = via_main(capsys, "run", src, "--zoom", "100,80,32,32", "--out", out, "-q")
+    assert code == 1
+    assert len(err) == 1 and "small.png" in err[0] and "--zoom 100,80,32,32" in err[0] and "60x40" in err[0]
+    assert not (out / "small_png").exists()
+    assert (out / "large_png" / "montage.png").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["processed"] == 1 and report["summary"]["failed"] == 1

@@ -290,6 +290,12 @@ def run_one(item: InputItem, opts: RunJob) -> dict:
 
     x = source = load_input(item, opts, [opts.stack])
     input_shape = tuple(int(v) for v in x.shape)
+    if opts.montage and opts.zoom is not None:  # before anything is written: no montage without its region
+        zx, zy = images.parse_zoom(opts.zoom)[:2]
+        if zx >= input_shape[2] or zy >= input_shape[1]:
+            raise InputError(item.path, f"--zoom {opts.zoom}: the region starts outside this "
+                                        f"{input_shape[2]}x{input_shape[1]} image (x < {input_shape[2]}, "
+                                        f"y < {input_shape[1]})")
     computed = compute_stages(item, x, opts)
     record = {
         **name_fields(item.label),  # "path" (and "path_bytes" for a name that is not UTF-8)
