@@ -191,7 +191,8 @@ def scan(
     Output folders are unique, also on a case-insensitive file system:
     ``a/cat.png`` and ``b/cat.png`` mirror their folders, ``cat.png`` and
     ``cat.jpg`` become ``cat_png`` and ``cat_jpg``, and ``CAT.png`` beside
-    ``cat.png`` becomes ``cat_png-2``.
+    ``cat.png`` becomes ``cat_png-2``. A file named twice (or named and found
+    in a folder also given) is one input, at its first mention.
     """
     items: list[InputItem] = []
     several = len(paths) > 1 if several is None else several
@@ -217,7 +218,23 @@ def scan(
                 items.append(InputItem(f, prefix.joinpath(*parts), error=error))
         else:
             items.append(InputItem(p, Path(_out_name(p.name))))
-    return Discovery(_distinct(items), skipped[0], folders)
+    return Discovery(_distinct(_once(items)), skipped[0], folders)
+
+
+def _once(items: list[InputItem]) -> list[InputItem]:
+    """Each file once, at its first mention: ``run a.png a.png``, or a folder and a file in it, processed it
+    twice into ``a_png`` and ``a_png-2`` (as pytest does with a test file named twice). The same absolute
+    path, not the same file: two names of one file (a link) stay two inputs, as named."""
+    import os
+
+    seen: set[str] = set()
+    kept = []
+    for it in items:
+        key = os.path.normpath(os.path.abspath(it.path))
+        if key not in seen:
+            seen.add(key)
+            kept.append(it)
+    return kept
 
 
 def _distinct(items: list[InputItem]) -> list[InputItem]:

@@ -668,3 +668,22 @@ def test_invariance_workers_and_resume_agree(inv_runs, tree, tmp_path):
     assert rep["batch_summary"]["resumed"] == len(recs) - len(recs[::2])
     assert stable(out / "invariance.json") == stable(o2 / "invariance.json")
     assert files(out) == files(o2)
+
+
+def test_a_file_named_twice_is_one_input(tmp_path, monkeypatch):
+    """`run a.png a.png` (also as ./a.png, or a folder holding it given too) processes a.png once, at its
+    first mention; two names of one file (a symlink) stay two inputs, as named."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(d / name)
+    (d / "link.png").symlink_to(d / "a.png")
+    monkeypatch.chdir(tmp_path)
+    items = scan([Path("photos/a.png"), d / "a.png", Path("./photos/../photos/a.png"), d]).items
+    assert [it.path.name for it in items] == ["a.png", "b.png", "link.png"]
+    assert [it.out_rel.as_posix() for it in items] == ["a_png", "photos/b_png", "photos/link_png"]
+    out = tmp_path / "out"
+    r = invoke("run", "photos/a.png", "photos/a.png", "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["a_png"]
+    assert json.loads((out / "report.json").read_text())["summary"]["processed"] == 1
