@@ -455,28 +455,43 @@ def load_image(
     return _luminance(channels)
 
 
+def _levels(values: np.ndarray, lo, scale, out: np.ndarray | None = None) -> np.ndarray:
+    """The gray levels of finite ``values`` on the scale ``lo`` .. ``lo + 255 / scale``, in their own dtype:
+    ``rint((values - lo) * scale)`` clipped to 0..255, as uint8 (every path of :func:`to_uint8`)."""
+    scaled = np.subtract(values, lo)
+    scaled *= scale
+    np.clip(np.rint(scaled, out=scaled), 0, 255, out=scaled)
+    if out is None:
+        return scaled.astype(np.uint8)
+    out[...] = scaled
+    return out
+
+
+def _finite_span(lo, hi, dtype) -> bool:
+    """Whether ``lo`` .. ``hi`` are finite and ``hi - lo`` cannot overflow ``dtype``: one scale in the map's dtype."""
+    return bool(np.isfinite(lo) and np.isfinite(hi) and abs(float(hi) - float(lo)) < np.finfo(dtype).max / 2)
+
+
 def _sparse_uint8(plane) -> np.ndarray | None:
     """:func:`to_uint8` of a sparse map (zeros and a few kept values: ``plane.kept()`` gives the values
     and their flat positions), from the kept values alone, bit for bit what the dense map gives (the same
-    arithmetic per pixel; a zero pixel is the level of 0). None where the dense path must run: NaN or
-    infinities, no zero pixel for sure, or a map above the fast path's size."""
+    arithmetic per pixel; a zero pixel is the level of 0), in bands of kept values (memory: the uint8 map
+    and one band). None where the dense path must run: NaN or infinities, or no zero pixel for sure."""
     values, positions = plane.kept()
     size = plane.shape[0] * plane.shape[1]
-    if values.dtype not in (np.float32, np.float64) or not 0 < positions.size < size or size > (1 << 22):
+    if values.dtype not in (np.float32, np.float64) or not 0 < positions.size < size:
         return None
-    values, positions = values.ravel(), positions.ravel()
     zero = values.dtype.type(0)
     lo, hi = min(values.min(), zero), max(values.max(), zero)
-    if not (np.isfinite(lo) and np.isfinite(hi) and abs(float(hi) - float(lo)) < np.finfo(values.dtype).max / 2):
+    if not _finite_span(lo, hi, values.dtype):
         return None
     if hi == lo:
         return np.zeros(plane.shape, dtype=np.uint8)
     scale = values.dtype.type(255) / (hi - lo)
-    levels = np.append(values, zero)
-    levels = (levels - lo) * scale
-    levels = np.clip(np.rint(levels, out=levels), 0, 255, out=levels).astype(np.uint8)
-    out = np.full(size, levels[-1], dtype=np.uint8)
-    out[positions] = levels[:-1]
+    out = np.full(size, _levels(np.array([zero]), lo, scale)[0], dtype=np.uint8)
+    rows = max(1, (1 << 20) // max(1, values.shape[-1]))
+    for r in range(0, values.shape[0], rows):
+        out[positions[r : r + rows].ravel()] = _levels(values[r : r + rows].ravel(), lo, scale)
     return out.reshape(plane.shape)
 
 
@@ -533,19 +548,28 @@ def to_uint8(plane: np.ndarray) -> np.ndarray:
             return sparse
     if lazy and values.size <= (1 << 22):
         values = np.asarray(values)
-    if values.dtype in (np.float32, np.float64) and 0 < values.size <= (1 << 22):  # big maps: the bands below
-        lo, hi = values.min(), values.max()  # NaN or +-inf in either means a non-finite value
-        finite = np.isfinite(lo) and np.isfinite(hi) and abs(float(hi) - float(lo)) < np.finfo(values.dtype).max / 2
-        if finite:
-            # Fast path, in the map's own dtype (most maps): one scale, rounded once.
-            if hi == lo:
-                return np.zeros(values.shape, dtype=np.uint8)
-            scaled = (values - lo) * (values.dtype.type(255) / (hi - lo))
-            return np.clip(np.rint(scaled, out=scaled), 0, 255, out=scaled).astype(np.uint8)
-    # In bands of rows: the float64 arithmetic below on a whole 8192x8192 map
-    # took 2 GiB of temporaries (measured); bands keep it to a few MiB.
     rows = max(1, (1 << 20) // max(1, values.shape[1]))
     bands = [slice(r, r + rows) for r in range(0, values.shape[0], rows)]
+    if values.dtype in (np.float32, np.float64) and values.size:
+        # Most maps: finite, in the map's own dtype, one scale, rounded once; a map above 4M pixels in
+        # bands of rows (one band of temporaries; its float64 arithmetic below took 4x the time, measured)
+        whole = values.size <= (1 << 22)
+        ranges = [(values.min(), values.max())] if whole else [(band.min(), band.max())
+                                                               for band in (values[b] for b in bands)]
+        ranges = np.array(ranges, dtype=values.dtype)
+        lo, hi = ranges[:, 0].min(), ranges[:, 1].max()  # NaN (propagated) or +-inf: a non-finite value
+        if _finite_span(lo, hi, values.dtype):
+            if hi == lo:
+                return np.zeros(values.shape, dtype=np.uint8)
+            scale = values.dtype.type(255) / (hi - lo)
+            if whole:
+                return _levels(values, lo, scale)
+            out = np.empty(values.shape, dtype=np.uint8)
+            for b in bands:
+                _levels(values[b], lo, scale, out[b])
+            return out
+    # NaN or infinities (or a span that overflows): float64, in bands of rows (on a whole 8192x8192 map
+    # this arithmetic took 2 GiB of temporaries, measured)
     lo, hi = np.inf, -np.inf
     for b in bands:
         v = values[b].astype(np.float64)

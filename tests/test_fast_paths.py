@@ -271,3 +271,25 @@ def test_max_stage_maps_from_the_pooling_with_indices(h, w, c, k, s, p, ceil, se
         got = unpool_view(x, unpool_geometry(stage)).values
     assert got.dtype == np.float32 and got.shape == want.shape
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_maps_get_the_gray_levels_of_small_ones(dtype):
+    """A map above 4M pixels is scaled in bands of rows with the arithmetic of a small map (its own dtype,
+    one scale, rounded once: the levels do not depend on the map's size); a NaN or +inf in a later band
+    is still seen (NaN black, +inf white, the rest on the finite range)."""
+    rng = np.random.default_rng(7)
+    a = (rng.standard_normal((2101, 2100)) * 3 + 1).astype(dtype)
+    assert a.size > (1 << 22) and images._band_rows(a.shape[1]) < a.shape[0]
+    lo, hi = a.min(), a.max()
+    want = np.clip(np.rint((a - lo) * (dtype(255) / (hi - lo))), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(images.to_uint8(a), want)
+    np.testing.assert_array_equal(images.to_uint8(a[:1000]), np.clip(np.rint(
+        (a[:1000] - a[:1000].min()) * (dtype(255) / (a[:1000].max() - a[:1000].min()))), 0, 255).astype(np.uint8))
+    b = a.copy()
+    b[2000, 5], b[1900, 9] = np.nan, np.inf
+    got = images.to_uint8(b)
+    assert got[2000, 5] == 0 and got[1900, 9] == 255
+    finite = np.isfinite(b)
+    assert int(np.abs(got[finite].astype(int) - want[finite]).max()) <= 1  # the float64 path: within a level
+    assert images.to_uint8(np.full((2101, 2100), 3.5, dtype)).max() == 0
