@@ -10,7 +10,13 @@ The palette (every picture, whatever the order of ``--compare``): max
 black-blue, avg orange, min grey, lp olive, blurpool green, blur light green,
 aps red, median purple, quantile pink, mixed brown, softpool cyan, stochastic
 gold, gem navy. A method with arguments (``blurpool(peer=kornia)``) takes its
-base method's colour and a dashed, dotted or dash-dot line.
+base method's colour and a dashed, dotted or dash-dot line. Each method also
+has its own marker (:data:`MARKERS`), so that lines of similar colours (max and
+gem, blurpool and blur) stay apart when many methods are compared.
+
+The legend of the line plot is outside the panels, to the right of them (the
+figure is widened to hold it), in as many columns as its height needs: it never
+covers a curve or a band.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ PALETTE = {
 }
 OTHER = "#444444"
 VARIANT_STYLES = ("--", ":", "-.")
+#: One marker per pooling method, the same in every picture (a variant keeps its base method's).
+MARKERS = {
+    "max": "o", "avg": "s", "min": "v", "lp": "^", "blurpool": "D", "blur": "P", "aps": "X", "median": "<",
+    "quantile": ">", "mixed": "p", "softpool": "h", "stochastic": "*", "gem": "d",
+}
 
 
 def have_matplotlib() -> bool:
@@ -50,6 +61,15 @@ def method_style(method: str, methods: list[str]) -> tuple[str, str]:
         return colour, "-"
     variants = sorted(m for m in methods if m.split("(", 1)[0].strip() == base and "(" in m)
     return colour, VARIANT_STYLES[variants.index(method) % len(VARIANT_STYLES)]
+
+
+def method_marker(method: str) -> str:
+    """The marker of ``method``'s base method (``"o"`` for one not in :data:`MARKERS`).
+
+    >>> method_marker("max"), method_marker("blurpool(peer=kornia)"), method_marker("identity")
+    ('o', 'D', 'o')
+    """
+    return MARKERS.get(method.split("(", 1)[0].strip(), "o")
 
 
 def _pyplot():
@@ -152,7 +172,7 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
             colour, style = method_style(method, f["methods"])
             vals = [np.array(f["cell"].get((method, index, s), [np.nan]), dtype=float) for s in f["shifts"]]
             mean = np.array([v.mean() for v in vals])
-            ax.plot(xs, mean, marker="o", ms=3, color=colour, linestyle=style, label=method)
+            ax.plot(xs, mean, marker=method_marker(method), ms=4, color=colour, linestyle=style, label=method)
             if f["n"] > 1:
                 if band == "std":
                     lo, hi = mean - [v.std() for v in vals], mean + [v.std() for v in vals]
@@ -165,16 +185,37 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
     for k in range(len(stages), rows * cols):
         axes[k // cols][k % cols].axis("off")
     axes[0][0].set_ylabel("equiv_rel_l2" + (" (mean)" if f["n"] > 1 else ""))
-    axes[0][0].legend(fontsize=7)
+    _legend_beside(axes[0][cols - 1], *axes[0][0].get_legend_handles_labels(), room=3.0 * rows - 0.5)
     head = title + (f"  (n={f['n']} images)" if f["n"] > 1 else "")
     if head:
         fig.suptitle(_fit_width(fig, head, 9), fontsize=9)
     caption = _caption(f, "+-1 std" if band == "std" else "min-max")
+    bottom = 0.0
     if caption:
         caption = _fit_width(fig, caption, 7)
         fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", color="#333")
-    fig.tight_layout(rect=(0, 0.03 * (caption.count("\n") + 1) if caption else 0, 1, 1))
+        bottom = (0.125 * (caption.count("\n") + 1) + 0.04) / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1, 1))  # the legend counts: the panels leave it room on the right
     return _png(fig)
+
+
+def _legend_beside(ax, handles: list, labels: list[str], room: float):
+    """The legend of ``handles`` outside ``ax`` (the last panel of the first row), to its right, top-aligned.
+
+    The figure is widened by the legend's width, so that the panels keep theirs; the legend takes as many
+    columns as it needs to be at most ``room`` inches tall (about the panels' height): it never lies over a
+    panel, however many methods there are.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    for ncols in range(1, max(1, len(labels)) + 1):
+        legend = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.04, 1.0), borderaxespad=0.0,
+                           fontsize=8, ncols=ncols, frameon=False, handlelength=2.6, columnspacing=1.2)
+        box = legend.get_window_extent(renderer)
+        if box.height / fig.dpi <= room:
+            break
+    fig.set_size_inches(fig.get_figwidth() + box.width / fig.dpi + 0.25, fig.get_figheight())
+    return legend
 
 
 def _one_axis(shifts) -> bool:

@@ -73,3 +73,85 @@ def test_title_and_caption_stay_inside_a_one_panel_figure(monkeypatch, shifts):
     for text, box, fig_box in seen[0]:
         assert box.x0 >= fig_box.x0 - 0.5 and box.x1 <= fig_box.x1 + 0.5, (text, box, fig_box)
     assert " ".join(" ".join(t.split()) for t, _, _ in seen[0]).count("every shift for every method") == 1
+
+
+METHODS_15 = ["max", "avg", "min", "lp(p=2.0)", "blurpool", "blur", "aps", "median", "quantile(q=0.9)", "mixed",
+              "softpool", "stochastic", "gem", "blurpool(peer=kornia)", "aps(criterion=l1)"]
+
+
+def many(methods, n_stages, inputs=("a.png",), shifts=tuple((0, dx) for dx in range(5))):
+    """Records of ``methods`` over ``n_stages`` pooling stages after a filter that is exact at every shift."""
+    out = []
+    for k, name in enumerate(inputs):
+        for m, method in enumerate(methods):
+            for stage in range(1, n_stages + 2):
+                for dy, dx in shifts:
+                    v = 0.0 if stage == 1 or dx % 2 == 0 else 0.05 + 0.04 * m + 0.01 * k + 0.02 * stage
+                    out.append({"input": name, "method": method, "stage": stage, "stage_name": "sobel" if stage == 1
+                                else method, "spec": "sobel" if stage == 1 else f"{method}(2)", "shift": [dy, dx],
+                                "equiv_rel_l2": v})
+    return out
+
+
+def _figure_of(monkeypatch, recs, **kw):
+    """(figure, renderer) of the invariance plot of ``recs``, as it is when saved."""
+    import poolcli.plots as plots
+
+    seen = []
+    original = plots._png
+
+    def capture(fig):
+        fig.canvas.draw()
+        seen.append((fig, fig.canvas.get_renderer()))
+        return original(fig)
+
+    monkeypatch.setattr(plots, "_png", capture)
+    invariance_plot(recs, **kw)
+    (got,) = seen
+    return got
+
+
+@pytest.mark.parametrize("n_methods", [1, 4, 13, 15])
+@pytest.mark.parametrize("n_stages", [1, 2, 6])
+@pytest.mark.parametrize("inputs", [("a.png",), ("a.png", "b.png", "c.png")], ids=["one", "three"])
+def test_the_legend_never_covers_a_panel(monkeypatch, n_methods, n_stages, inputs):
+    """The legend sat inside the first panel, over the curves (13 methods) or the avg band (README's picture):
+    it is outside every panel, inside the figure, clear of the title and caption, and names every method."""
+    methods = METHODS_15[:n_methods]
+    fig, renderer = _figure_of(monkeypatch, many(methods, n_stages, inputs), title="sobel | max(2)")
+    legends = [a.get_legend() for a in fig.axes if a.get_legend() is not None] + list(fig.legends)
+    assert len(legends) == 1
+    (legend,) = legends
+    box = legend.get_window_extent(renderer)
+    assert [t.get_text() for t in legend.get_texts()] == methods
+    panels = [a for a in fig.axes if a.axison]
+    assert len(panels) == n_stages
+    for ax in panels:  # the panel with its tick labels, axis labels and title
+        panel = ax.get_tightbbox(renderer, bbox_extra_artists=[])
+        assert not box.overlaps(panel), (ax.get_title(), box, panel)
+    for text in [fig._suptitle, *fig.texts]:
+        if text is not None and text.get_text():
+            assert not box.overlaps(text.get_window_extent(renderer)), text.get_text()
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+    # a long legend is laid out in columns rather than growing past the panels
+    assert box.height <= max(a.get_window_extent(renderer).height for a in panels) * (-(-n_stages // 4)) + 60
+
+
+def test_the_figure_grows_to_hold_the_legend_the_panels_keep_their_width(monkeypatch):
+    one, r1 = _figure_of(monkeypatch, many(["max"], 1))
+    monkeypatch.undo()
+    lots, r2 = _figure_of(monkeypatch, many(METHODS_15, 1))
+    assert lots.get_figwidth() > one.get_figwidth()
+    (a1,), (a2,) = [[a for a in f.axes if a.axison] for f in (one, lots)]
+    assert abs(a1.get_window_extent(r1).width - a2.get_window_extent(r2).width) < 40
+
+
+def test_every_line_has_its_colour_and_marker_pair(monkeypatch):
+    from poolcli.plots import MARKERS
+
+    assert len(set(MARKERS.values())) == len(MARKERS) and set(MARKERS) == set(PALETTE)
+    fig, _ = _figure_of(monkeypatch, many(METHODS_15, 1))
+    (ax,) = [a for a in fig.axes if a.axison]
+    looks = [(line.get_color(), line.get_marker(), line.get_linestyle()) for line in ax.get_lines()]
+    assert len(looks) == 15 and len(set(looks)) == 15
+    assert len({m for _, m, _ in looks}) == 13  # a variant keeps its base method's marker, and breaks its line
