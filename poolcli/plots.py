@@ -181,6 +181,7 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
                 ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, linewidth=0)
         ax.set_title(f"stage {index}: " + ("pooling (per method)" if index in f["pooled"] else spec), fontsize=8)
         ax.set_xlabel("shift (px)")
+        _integer_ticks(ax, xs)
         ax.grid(alpha=0.3)
     for k in range(len(stages), rows * cols):
         axes[k // cols][k % cols].axis("off")
@@ -197,6 +198,18 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
         bottom = (0.125 * (caption.count("\n") + 1) + 0.04) / fig.get_figheight()
     fig.tight_layout(rect=(0, bottom, 1, 1))  # the legend counts: the panels leave it room on the right
     return _png(fig)
+
+
+def _integer_ticks(ax, xs: list[int]) -> None:
+    """Ticks on the shift axis only at whole pixels: at each measured shift when there are few (a narrow panel
+    put them at 0, 0.5, 1, 1.5 for shifts 0:2), else at integers Matplotlib chooses."""
+    from matplotlib.ticker import MaxNLocator
+
+    measured = sorted(set(xs))
+    if len(measured) <= 12:
+        ax.set_xticks(measured)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _legend_beside(ax, handles: list, labels: list[str], room: float):

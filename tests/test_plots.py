@@ -155,3 +155,45 @@ def test_every_line_has_its_colour_and_marker_pair(monkeypatch):
     looks = [(line.get_color(), line.get_marker(), line.get_linestyle()) for line in ax.get_lines()]
     assert len(looks) == 15 and len(set(looks)) == 15
     assert len({m for _, m, _ in looks}) == 13  # a variant keeps its base method's marker, and breaks its line
+
+
+def _shown_ticks(ax) -> list[float]:
+    lo, hi = sorted(ax.get_xlim())
+    return [t for t in ax.get_xticks() if lo <= t <= hi]
+
+
+@pytest.mark.parametrize("shifts", ["0:2", "0:3", "1,2,3", "0:8:2", "0:5", "-2:2"])
+@pytest.mark.parametrize("n_stages", [1, 6])
+def test_the_shift_axis_has_ticks_at_whole_pixels_only(monkeypatch, shifts, n_stages):
+    """--preset vgg (narrow panels) or a folder put ticks at 0.5, 1.5, 2.5 px: shifts that cannot be."""
+    from poolcli.invariance import parse_shifts
+
+    measured = parse_shifts(shifts)
+    fig, _ = _figure_of(monkeypatch, many(["max", "avg"], n_stages, ("a.png", "b.png"),
+                                          shifts=tuple((0, dx) for dx in measured)))
+    for ax in (a for a in fig.axes if a.axison):
+        assert _shown_ticks(ax) == sorted(measured)
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert labels and all(label.lstrip("−-").isdigit() for label in labels), labels
+
+
+def test_many_shifts_get_integer_ticks_too(monkeypatch):
+    fig, _ = _figure_of(monkeypatch, many(["max"], 6, shifts=tuple((0, dx) for dx in range(0, 31))))
+    for ax in (a for a in fig.axes if a.axison):
+        ticks = _shown_ticks(ax)
+        assert 2 <= len(ticks) <= 12 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_the_grid_heat_map_has_whole_pixel_ticks(monkeypatch):
+    import poolcli.plots as plots
+
+    seen = []
+    monkeypatch.setattr(plots, "_png", lambda fig: seen.append(fig) or b"")
+    shifts = tuple((dy, dx) for dy in range(3) for dx in range(4))
+    invariance_plot(many(["max", "avg"], 2, shifts=shifts))
+    (fig,) = seen
+    panels = [a for a in fig.axes if a.get_images()]
+    assert len(panels) == 4
+    for ax in panels:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "3"]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2"]
