@@ -23,11 +23,12 @@ import json
 import sys
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .report import batch_summary_line, fit
+from .report import batch_summary_line, fit, natural_width
 
 #: A batch summary longer than this shows its head, tail, failures and slowest rows only.
 SUMMARY_ROWS = 20
@@ -68,17 +69,44 @@ class PipeSafeConsole(Console):
 
 
 def show(console: Console, table: Table, keys: int = 1) -> None:
-    """Print a table whole: natural width in a pipe, the table if it fits the terminal, else blocks."""
+    """Print a table whole: natural width in a pipe, the table if it fits the terminal, else blocks.
+
+    Rich wraps a table's title and caption to the table's width ("...non-zero" / "shifts)" above a
+    62-column ranking, even in a pipe). One wider than the table is printed on its own line instead:
+    whole in a pipe, wrapped between words to the terminal's width on a terminal.
+    """
     renderable, width = fit(table, console, keys)
-    if width is None:
+    if renderable is not table:  # blocks (a narrow terminal): the title and caption are lines of their own
         console.print(renderable)
         return
-    saved = console.width  # Rich never prints wider than the console: widen it for this table
-    console.width = max(width, saved)
+    drawn = width if width is not None else min(natural_width(table, console)[1], console.width)
+    title, caption = _loose(console, table.title, drawn), _loose(console, table.caption, drawn)
+    if title is not None:
+        console.print(title, soft_wrap=not console.is_terminal, style=table.title_style or "table.title")
+    saved = table.title, table.caption, console.width
+    table.title = None if title is not None else table.title
+    table.caption = None if caption is not None else table.caption
     try:
-        console.print(renderable, crop=False)
+        if width is None:
+            console.print(table)
+        else:  # Rich never prints wider than the console: widen it for this table
+            console.width = max(width, console.width)
+            console.print(table, crop=False)
     finally:
-        console.width = saved
+        table.title, table.caption, console.width = saved
+    if caption is not None:
+        console.print(caption, soft_wrap=not console.is_terminal, style=table.caption_style or "table.caption")
+
+
+def _loose(console: Console, annotation: Any, width: int) -> Text | None:
+    """A table's title or caption as text of its own (left-justified) if it is wider than the ``width``
+    columns the table is drawn in, else None (Rich draws it with the table, as before)."""
+    if not annotation:
+        return None
+    text = console.render_str(annotation, highlight=False) if isinstance(annotation, str) else annotation
+    if max(cell_len(line) for line in text.plain.split("\n")) <= width:
+        return None
+    return text
 
 
 def plain(console: Console, text: str, style: str | None = None) -> None:

@@ -382,3 +382,88 @@ def test_invariance_preview_draws_the_maps_of_the_measured_colour_channels(tmp_p
     assert r.returncode == 0, r.stderr
     shapes = re.findall(r"\b(\d+)x24x24\b", r.stdout)
     assert shapes and set(shapes) == {"3"}, r.stdout
+
+
+# ----------------------------------------------------------------------------- titles and captions
+
+RANKED = "Methods ranked by mean equiv_rel_l2 (all stages, non-zero shifts)"
+RANKED_CAPTION = "lower equiv = the maps only move with the input; global = what a global-pooling head sees"
+
+
+@pytest.fixture(scope="module")
+def two_photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two")
+    for i in range(2):
+        _photo(folder / f"p{i}.png", 48, seed=i)
+    return folder
+
+
+def _invariance_args(folder: Path, out: Path) -> list[str]:
+    return ["invariance", str(folder), "--compare", "max,avg,blurpool,aps", "--shifts", "0:2", "--no-plot",
+            "--workers", "1", "-o", str(out)]
+
+
+def test_invariance_titles_and_captions_are_whole_lines_in_a_pipe(tmp_path, two_photos):
+    """README: in a pipe, tables print at their natural width, no wrapping. The ranking's title and caption
+    were wrapped to the 62-column table ("...non-zero" / "shifts)"), the aggregates' caption centred in two."""
+    from typer.testing import CliRunner
+
+    from poolcli.cli import app
+    from poolcli.report import aggregate_table
+
+    r = CliRunner().invoke(app, _invariance_args(two_photos, tmp_path / "o"))  # stdout is not a terminal
+    assert r.exit_code == 0, r.output
+    lines = [line.strip() for line in r.stdout.splitlines()]
+    aggregates = aggregate_table([], 2)
+    for whole in (RANKED, RANKED_CAPTION, str(aggregates.title), str(aggregates.caption)):
+        assert whole in lines, (whole, r.stdout)
+
+
+@pytest.mark.parametrize("columns", [60, 64, 100])
+def test_invariance_titles_and_captions_wrap_to_the_terminal(tmp_path, two_photos, columns):
+    """On a terminal they wrap between words to its width (60: the tables print as blocks; 64: the ranking is
+    a table narrower than its title), and not narrower than it: at 100 the ranking's title is one line."""
+    code, text = _printed_any(_invariance_args(two_photos, tmp_path / "o"), columns)
+    assert code == 0
+    assert max(len(line) for line in text.splitlines()) <= columns, text
+    flat = " ".join(text.split())
+    assert RANKED in flat and RANKED_CAPTION in flat
+    lines = [line.strip() for line in text.splitlines()]
+    assert (RANKED in lines) == (columns >= len(RANKED))
+    assert (RANKED_CAPTION in lines) == (columns >= len(RANKED_CAPTION))
+
+
+def test_show_keeps_a_title_that_fits_inside_the_table():
+    """A title no wider than the table is drawn by Rich as before (left or centred over it)."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from poolcli.terminal import show
+
+    def table(title, caption=None, justify="left"):
+        t = Table(title=title, caption=caption, title_justify=justify)
+        t.add_column("a rather wide column")
+        t.add_column("another one")
+        t.add_row("1", "2")
+        return t
+
+    for terminal in (False, True):
+        for args in (("short",), ("short", "a caption", "center"), ("a title, [bold]marked up[/bold]",)):
+            shown, plain_rich = io.StringIO(), io.StringIO()
+            show(Console(file=shown, force_terminal=terminal, width=80, color_system=None), table(*args))
+            Console(file=plain_rich, force_terminal=terminal, width=80, color_system=None).print(table(*args))
+            assert shown.getvalue() == plain_rich.getvalue()
+    long = "a title far wider than the two narrow columns of this table, " * 2
+    for terminal, width in ((False, 30), (True, 30), (True, 200)):
+        buf = io.StringIO()
+        t = table(long.strip(), long.replace("title", "caption").strip())
+        show(Console(file=buf, force_terminal=terminal, width=width, color_system=None), t)
+        lines = buf.getvalue().splitlines()
+        assert t.title == long.strip()  # the table is left as it was given
+        if terminal:
+            assert max(len(line) for line in lines) <= width
+            assert long.strip() in " ".join(buf.getvalue().split())
+        else:
+            assert long.strip() in lines and long.replace("title", "caption").strip() in lines
