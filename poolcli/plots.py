@@ -16,7 +16,9 @@ gem, blurpool and blur) stay apart when many methods are compared.
 
 The legend of the line plot is outside the panels, to the right of them (the
 figure is widened to hold it), in as many columns as its height needs: it never
-covers a curve or a band.
+covers a curve or a band. A line that lies under later-drawn ones everywhere
+(nearly equal values, e.g. ``mixed`` and ``gem``) is named so in the legend:
+``mixed (under gem)``.
 """
 
 from __future__ import annotations
@@ -197,7 +199,52 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
         fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", color="#333")
         bottom = (0.125 * (caption.count("\n") + 1) + 0.04) / fig.get_figheight()
     fig.tight_layout(rect=(0, bottom, 1, 1))  # the legend counts: the panels leave it room on the right
+    panels = [axes[k // cols][k % cols] for k in range(len(stages))]
+    under = _hidden_under(panels, f["methods"])
+    if under:  # say where a line is that another one covers everywhere (nearly equal values)
+        legend = axes[0][cols - 1].get_legend()
+        renderer = fig.canvas.get_renderer()
+        before = legend.get_window_extent(renderer).width
+        for text, method in zip(legend.get_texts(), f["methods"]):
+            if method in under:
+                text.set_text(f"{method} (under {', '.join(under[method])})")
+        grow = legend.get_window_extent(renderer).width - before
+        fig.set_size_inches(fig.get_figwidth() + grow / fig.dpi, fig.get_figheight())
+        fig.tight_layout(rect=(0, bottom, 1, 1))
     return _png(fig)
+
+
+def _hidden_under(panels: list, methods: list[str], tolerance_pt: float = 1.0) -> dict[str, list[str]]:
+    """``{method: [methods drawn over it]}`` for each line that, at every point of every panel, lies within
+    ``tolerance_pt`` (vertically) of a line drawn after it, i.e. on top: such a line cannot be seen. The
+    covering methods are named greedily, the one covering the most points first (the topmost on ties).
+    Lines are compared at their points; between two points they are straight, so they stay as close."""
+    import numpy as np
+
+    tol = tolerance_pt * panels[0].figure.dpi / 72
+    n = len(methods)
+    ys = []  # per panel: n x points, in pixels
+    for ax in panels:
+        lines = ax.get_lines()[:n]
+        ys.append(np.array([ax.transData.transform(np.column_stack(line.get_data()))[:, 1] for line in lines]))
+    y = np.concatenate(ys, axis=1)
+    out: dict[str, list[str]] = {}
+    for i in range(n):
+        points = np.isfinite(y[i])
+        if not points.any():
+            continue
+        close = np.abs(y[i + 1:] - y[i]) <= tol  # (later lines) x points; NaN compares False
+        close &= points
+        if not (close.any(axis=0) | ~points).all():
+            continue
+        left, names = points.copy(), []
+        while left.any():
+            counts = (close & left).sum(axis=1)
+            j = len(counts) - 1 - int(np.argmax(counts[::-1]))  # the most points; the topmost on ties
+            names.append(methods[i + 1 + j])
+            left &= ~close[j]
+        out[methods[i]] = names
+    return out
 
 
 def _integer_ticks(ax, xs: list[int]) -> None:

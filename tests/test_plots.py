@@ -197,3 +197,44 @@ def test_the_grid_heat_map_has_whole_pixel_ticks(monkeypatch):
     for ax in panels:
         assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "3"]
         assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2"]
+
+
+def _legend_texts(monkeypatch, recs) -> list[str]:
+    fig, _ = _figure_of(monkeypatch, recs)
+    (legend,) = [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def _lines(values: dict[str, list[float]], n_stages: int = 1) -> list[dict]:
+    """Records with the given equiv_rel_l2 per method at shifts 0, 1, 2, ... (every pooling stage alike)."""
+    out = []
+    for method, vs in values.items():
+        for stage in range(1, n_stages + 2):
+            for dx, v in enumerate(vs):
+                out.append({"input": "a.png", "method": method, "stage": stage, "shift": [0, dx],
+                            "stage_name": "sobel" if stage == 1 else method, "spec": "sobel" if stage == 1
+                            else method, "equiv_rel_l2": 0.0 if stage == 1 else v})
+    return out
+
+
+def test_a_line_covered_by_a_later_one_says_so_in_the_legend(monkeypatch):
+    """blurpool and blurpool(peer=kornia) give the same numbers with circular shifts, mixed and gem nearly
+    the same on scene.png: the later line is drawn over the earlier, which could not be seen at all."""
+    texts = _legend_texts(monkeypatch, _lines({"max": [0, 0.4, 0, 0.4], "blurpool": [0, 0.2, 0, 0.2],
+                                               "blurpool(peer=kornia)": [0, 0.2, 0, 0.2], "aps": [0, 0, 0, 0]}))
+    assert texts == ["max", "blurpool (under blurpool(peer=kornia))", "blurpool(peer=kornia)", "aps"]
+    monkeypatch.undo()
+    # under one line at some shifts and another at the others: both named, the one covering more first
+    texts = _legend_texts(monkeypatch, _lines({"mixed": [0, 0.3, 0.1, 0.3], "gem": [0, 0.3, 0.5, 0.3001],
+                                               "max": [0, 0.6, 0.1, 0.6]}))
+    assert texts == ["mixed (under gem, max)", "gem", "max"]
+
+
+def test_lines_apart_somewhere_are_not_called_covered(monkeypatch):
+    texts = _legend_texts(monkeypatch, _lines({"max": [0, 0.3, 0, 0.3], "avg": [0, 0.3, 0, 0.33],
+                                               "aps": [0, 0, 0, 0]}, n_stages=2))
+    assert texts == ["max", "avg", "aps"]  # avg is 0.03 above max at shift 3; aps is 0 but the others are not
+    monkeypatch.undo()
+    texts = _legend_texts(monkeypatch, _lines({"max": [0, 0.3], "avg": [0, 0.3]}) +
+                          [r for r in _lines({"max": [0, 0.5], "avg": [0, 0.2]}, n_stages=2) if r["stage"] == 3])
+    assert texts == ["max", "avg"]  # the same in stage 2, apart in stage 3
