@@ -136,10 +136,10 @@ def _facts(records: list[dict[str, Any]]) -> dict[str, Any]:
             "pooled": pooled, "worst": worst, "n": len(inputs)}
 
 
-def _caption(f: dict[str, Any], band: str) -> str:
+def _caption(f: dict[str, Any], band: str | None) -> str:
     lines = []
     if f["n"] > 1:
-        lines.append(f"mean over n={f['n']} images; band: {band} over the images")
+        lines.append(f"mean over n={f['n']} images" + (f"; band: {band} over the images" if band else ""))
     w = f["worst"]
     if w is not None and f["n"] > 1:
         lines.append(f"worst image: {w.get('input', '?')} ({w['method']}, stage {w['stage']}, shift "
@@ -315,10 +315,9 @@ def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
     head = title + (f"  (n={f['n']} images)" if f["n"] > 1 else "")
     if head:
         fig.suptitle(_fit_width(fig, head, 9), fontsize=9)
-    caption = _caption(f, "none")
+    caption = _caption(f, None)  # heat maps of the mean: no band
     if caption:
-        fig.text(0.01, 0.005, _fit_width(fig, caption.replace("band: none over the images", ""), 7), fontsize=7,
-                 color="#333")
+        fig.text(0.01, 0.005, _fit_width(fig, caption, 7), fontsize=7, color="#333")
     return _png(fig)
 
 

@@ -238,3 +238,14 @@ def test_lines_apart_somewhere_are_not_called_covered(monkeypatch):
     texts = _legend_texts(monkeypatch, _lines({"max": [0, 0.3], "avg": [0, 0.3]}) +
                           [r for r in _lines({"max": [0, 0.5], "avg": [0, 0.2]}, n_stages=2) if r["stage"] == 3])
     assert texts == ["max", "avg"]  # the same in stage 2, apart in stage 3
+
+
+def test_captions_name_the_band_only_where_one_is_drawn():
+    """Line plots say which band they draw; the heat maps of the mean draw none and say so without a
+    dangling 'mean over n=3 images;'."""
+    from poolcli.plots import _caption
+
+    facts = {"n": 3, "worst": None, "zero": [], "stages": []}
+    assert _caption(facts, "min-max") == "mean over n=3 images; band: min-max over the images"
+    assert _caption(facts, None) == "mean over n=3 images"
+    assert _caption({**facts, "n": 1}, None) == ""
