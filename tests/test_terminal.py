@@ -201,24 +201,11 @@ def _photo(path: Path, size: int, seed: int = 0) -> Path:
 
 def _printed(args: list[str], columns: int | None) -> str:
     """stdout of ``poolcli *args``: on a terminal ``columns`` wide (a forced Rich terminal), or piped (None)."""
-    import io
-
-    from rich.console import Console
-    from typer.testing import CliRunner
-
-    import poolcli.cli as cli
-
     if columns is None:
         return poolcli(*args, columns=80).stdout
-    buf = io.StringIO()
-    saved = cli.out_console
-    cli.out_console = Console(file=buf, force_terminal=True, width=columns, color_system=None)
-    try:
-        result = CliRunner().invoke(cli.app, args)
-    finally:
-        cli.out_console = saved
-    assert result.exit_code == 0, result.output
-    return buf.getvalue()
+    code, out = _printed_any(args, columns)
+    assert code == 0, out
+    return out
 
 
 @pytest.fixture(scope="module")
