@@ -83,14 +83,22 @@ def _pyplot():
     return plt
 
 
+_DPI = 110  # the PNGs' resolution
+
+
 def _fit_width(fig, text: str, fontsize: float) -> str:
     """``text`` with each line broken between words where it would run past the figure's edge (a title
     or caption wider than a one-panel figure was cut off); a line that fits is left as it is."""
     from matplotlib.font_manager import FontProperties
 
-    renderer = fig.canvas.get_renderer()
-    prop = FontProperties(size=fontsize)
-    room = fig.bbox.width * 0.97
+    saved = fig.dpi
+    fig.set_dpi(_DPI)  # measured at the resolution the PNG is saved at: text does not scale with dpi exactly
+    try:
+        renderer = fig.canvas.get_renderer()
+        prop = FontProperties(size=fontsize)
+        room = fig.bbox.width * 0.97
+    finally:
+        fig.set_dpi(saved)
 
     def width(s: str) -> float:
         return renderer.get_text_width_height_descent(s, prop, ismath=False)[0]
@@ -112,7 +120,7 @@ def _fit_width(fig, text: str, fontsize: float) -> str:
 def _png(fig) -> bytes:
     plt = _pyplot()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=_DPI, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
 
@@ -283,7 +291,9 @@ def _one_axis(shifts) -> bool:
 
 
 def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
-    """PNG bytes: heat maps of the mean ``equiv_rel_l2`` over (dy, dx), one row per method, one column per stage."""
+    """PNG bytes: heat maps of the mean ``equiv_rel_l2`` over (dy, dx), one column per method (side by side,
+    to compare), one row per stage, one colour scale; laid out by matplotlib's constrained layout, so titles,
+    tick labels and the colour bar never overlap."""
     import numpy as np
 
     f = _facts(records)
@@ -292,11 +302,14 @@ def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
     dys = sorted({dy for dy, _ in f["shifts"]})
     dxs = sorted({dx for _, dx in f["shifts"]})
     vmax = max((max(v) for v in f["cell"].values() if v), default=1.0) or 1.0
-    rows, cols = len(f["methods"]), len(stages)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(6.0, 2.4 * cols + 1.5), 2.2 * rows + 1.0), squeeze=False)
+    rows, cols = len(stages), len(f["methods"])
+    caption = _caption(f, None)  # heat maps of the mean: no band
+    side = 1.9  # inches per heat map
+    fig, axes = plt.subplots(rows, cols, figsize=(side * cols + 1.4, side * rows + 0.9 + 0.16 * caption.count("\n")),
+                             squeeze=False, layout="constrained")
     im = None
-    for r, method in enumerate(f["methods"]):
-        for c, (index, spec) in enumerate(stages):
+    for r, (index, spec) in enumerate(stages):
+        for c, method in enumerate(f["methods"]):
             grid = np.full((len(dys), len(dxs)), np.nan)
             for (dy, dx) in f["shifts"]:
                 vs = f["cell"].get((method, index, (dy, dx)))
@@ -315,9 +328,8 @@ def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
     head = title + (f"  (n={f['n']} images)" if f["n"] > 1 else "")
     if head:
         fig.suptitle(_fit_width(fig, head, 9), fontsize=9)
-    caption = _caption(f, None)  # heat maps of the mean: no band
-    if caption:
-        fig.text(0.01, 0.005, _fit_width(fig, caption, 7), fontsize=7, color="#333")
+    if caption:  # as the figure's x label: the constrained layout keeps room for it below the heat maps
+        fig.supxlabel(_fit_width(fig, caption, 7), x=0.01, ha="left", fontsize=7, color="#333")
     return _png(fig)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
@@ -249,3 +250,43 @@ def test_captions_name_the_band_only_where_one_is_drawn():
     assert _caption(facts, "min-max") == "mean over n=3 images; band: min-max over the images"
     assert _caption(facts, None) == "mean over n=3 images"
     assert _caption({**facts, "n": 1}, None) == ""
+
+
+def _long_caption_records(methods, shifts):
+    """Records whose caption is long: five stages at 0 everywhere (named in 'not drawn: ...'), one pooling."""
+    out = []
+    for method in methods:
+        for stage in range(1, 7):
+            for dy, dx in shifts:
+                v = 0.0 if stage < 6 or (dy + dx) % 2 == 0 else 0.1
+                spec = "sobel-x(mode=wrap) + sobel-y(mode=wrap)" if stage == 1 else \
+                    ("gaussian(sigma=1.5, mode=wrap)" if stage % 2 else "relu") if stage < 6 else f"{method}(2)"
+                out.append({"input": "a.png", "method": method, "stage": stage, "stage_name": spec, "spec": spec,
+                            "shift": [dy, dx], "equiv_rel_l2": v})
+    return out
+
+
+@pytest.mark.parametrize("methods", [("max",), ("max", "avg", "blurpool", "aps")])
+@pytest.mark.parametrize("shifts", [((0, 0), (0, 1), (0, 2)), ((0, 0), (0, 1), (1, 0), (1, 1))], ids=["line", "grid"])
+def test_no_text_runs_off_the_saved_png(methods, shifts):
+    """Measured in the PNG as saved (110 dpi): text does not scale exactly with the dpi, and a caption wrapped
+    to the figure's width at 100 dpi was cut at the right edge of the file (a one-method grid)."""
+    png = Image.open(io.BytesIO(invariance_plot(_long_caption_records(methods, shifts), title="t")))
+    ink = np.asarray(png.convert("L")) < 200
+    cols = np.flatnonzero(ink.any(axis=0))
+    rows = np.flatnonzero(ink.any(axis=1))
+    assert cols.max() < png.width - 2 and rows.max() < png.height - 2
+    assert cols.min() > 1 and rows.min() > 1
+
+
+def test_grid_heat_maps_put_methods_side_by_side():
+    """Over (dy, dx): one column per method (to compare them), one row per stage; the caption below."""
+    shifts = ((0, 0), (0, 1), (1, 0), (1, 1))
+    wide = Image.open(io.BytesIO(invariance_plot(records(methods=("max", "avg", "blurpool", "aps"), shifts=shifts))))
+    assert wide.width > 2 * wide.height
+    recs = [r for r in _long_caption_records(("max", "avg"), shifts)]
+    for r in recs:
+        if r["stage"] < 6 and (r["shift"][0] + r["shift"][1]) % 2:
+            r["equiv_rel_l2"] = 0.05  # every stage drawn: six rows
+    tall = Image.open(io.BytesIO(invariance_plot(recs)))
+    assert tall.height > 2 * tall.width
