@@ -129,7 +129,8 @@ def write_run_html(out_dir: Path, report: dict[str, Any]) -> list[str]:
 
 
 def _per_input(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per input: the worst equiv_rel_l2 and, per method, stage and shift, the value."""
+    """Per input: the worst equiv_rel_l2, per method its stages' specs, and per method, stage and shift, the
+    value."""
     out: dict[str, dict[str, Any]] = {}
     for r in records:
         d = out.setdefault(r["input"], {"worst": None, "cells": {}, "methods": [], "stages": {}, "shifts": []})
@@ -138,7 +139,7 @@ def _per_input(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             d["worst"] = v
         if r["method"] not in d["methods"]:
             d["methods"].append(r["method"])
-        d["stages"].setdefault(r["stage"], r["spec"])
+        d["stages"].setdefault(r["method"], {}).setdefault(r["stage"], r["spec"])  # each method's own stack
         shift = tuple(r["shift"])
         if shift not in d["shifts"]:
             d["shifts"].append(shift)

@@ -180,3 +180,21 @@ def test_report_html_is_self_contained(tmp_path):
     rep = json.loads((out / "report.json").read_text(encoding="utf-8"))
     for s in rep["inputs"][0]["stages"]:
         assert all(p in text for p in s["png"])
+
+
+def test_invariance_input_page_names_each_methods_own_stages(tmp_path):
+    """The per-input page's table for avg lists avg's stages, not those of the first method (max)."""
+    pytest.importorskip("jinja2")
+    out = tmp_path / "o"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(2):
+        shutil.copy(SAMPLES / "shapes.png", folder / f"p{k}.png")
+    invoke("invariance", folder, "--stack", "sobel | max(2)", "--compare", "max,avg,aps", "--shifts", "0:2",
+           "-o", out, "-q", "--html", "--workers", "1")
+    page = (out / "invariance-records" / "p0_png.html").read_text(encoding="utf-8")
+    tables = {sec.split("</h2>")[0].split(":")[0]: sec for sec in page.split("<h2>")[1:] if "equiv_rel_l2</h2>" in sec}
+    assert set(tables) == {"max", "avg", "aps"}
+    for method, sec in tables.items():
+        specs = [line for line in sec.splitlines() if "2: " in line and "(size=2" in line]
+        assert specs and all(f"2: {method}(size=2" in line for line in specs), (method, specs)
