@@ -25,6 +25,7 @@ from rich.text import Text
 PREVIEW_HINT = "pip install 'poolcli[preview]'"
 PROTOCOLS = ("auto", "kitty", "sixel", "blocks")
 MIN_CELLS = 4  # the narrowest picture, in character cells
+MAX_ROWS = 40  # the tallest picture, in character rows (a 3x5000 strip is not drawn 20,000 rows tall)
 
 
 def available() -> bool:
@@ -66,6 +67,18 @@ def _picture(array: Any) -> Any:
     return _as_pil(to_uint8(array[0]))
 
 
+def _image(Image: Any, picture: Any, width: int) -> Any:
+    """``picture`` ``width`` cells wide, its height from its aspect (``auto``), but at least one row and at
+    most :data:`MAX_ROWS` (half blocks: a cell is 1 pixel wide and 2 tall; graphics protocols are close)."""
+    w, h = picture.size
+    rows = width * h / w / 2
+    if rows < 1.5:  # auto would round a 5000x3 strip to 0 rows, which textual-image cannot draw
+        return Image(picture, width=width, height=1)
+    if rows > MAX_ROWS:
+        return Image(picture, width=max(1, round(MAX_ROWS * 2 * w / h)), height=MAX_ROWS)
+    return Image(picture, width=width, height="auto")
+
+
 def _label(title: str, shape: list[int], channels_note: str, width: int = 24) -> Text:
     """Title and shape, wrapped between words to about the picture's width (so pictures sit side by side)."""
     import textwrap
@@ -86,7 +99,8 @@ def panels(record: dict[str, Any], out_dir: Path, input_map: Any, console: Conso
 
     Image = image_class(protocol)
     width_cells = max(16, min(console.width // 3, 64))
-    in_w = input_map.shape[-1]
+    in_h, in_w = input_map.shape[-2:]
+    width_cells = max(1, min(width_cells, int(MAX_ROWS * 2 * in_w / in_h)))  # a tall input fits MAX_ROWS
     shown = [("input", list(input_map.shape), input_map)]
     for stage in record["stages"]:
         shown.append((f"{stage['index']} {stage['spec']}", stage["shape"], np.load(out_dir / stage["npy"], mmap_mode="r")))
@@ -95,7 +109,7 @@ def panels(record: dict[str, Any], out_dir: Path, input_map: Any, console: Conso
         array = np.asarray(array)
         note = "" if array.shape[0] in (1, 3) else f" (channel 0 of {array.shape[0]})"
         width = max(MIN_CELLS, round(width_cells * array.shape[-1] / in_w))
-        cells.append(Group(_label(title, shape, note, width), Image(_picture(array), width=width, height="auto")))
+        cells.append(Group(_label(title, shape, note, width), _image(Image, _picture(array), width)))
     return Group(Text(printable_name(record["path"]), style="bold"), Columns(_aligned(cells), padding=(1, 2)))
 
 
@@ -156,7 +170,7 @@ def invariance_preview(report: dict[str, Any], console: Console, protocol: str =
             fx, ftx = apply_stack(base, st)[-1], apply_stack(shifted, st)[-1]
         note = "" if err is None else f"  equiv_rel_l2 {err:.3g}"
         for title, m in ((f"{method}: f(x)", fx), (f"{method}: f(x shifted {dy},{dx}){note}", ftx)):
-            cells.append(Group(_label(title, list(m.shape), "", width), Image(_picture(m), width=width, height="auto")))
+            cells.append(Group(_label(title, list(m.shape), "", width), _image(Image, _picture(m), width)))
     return [Text(printable_name(label), style="bold"), Columns(_aligned(cells), padding=(1, 2))]
 
 

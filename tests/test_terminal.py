@@ -172,6 +172,22 @@ def test_preview_in_a_real_terminal(tmp_path):
         assert label in screen, (label, screen)
 
 
+@pytest.mark.parametrize("h, w", [(3, 5000), (5000, 3)])
+def test_preview_of_a_thin_strip_is_drawn_at_least_one_row_and_at_most_a_screen(tmp_path, h, w):
+    """A 5000x3 strip crashed the preview (textual-image asked for 0 rows: 'internal error: ValueError'); a
+    3x5000 one printed 43,000 lines. Both draw, a few lines, and the run exits 0."""
+    pytest.importorskip("textual_image")
+    from PIL import Image
+
+    src = tmp_path / "strip.png"
+    Image.fromarray((np.arange(h * w) % 251).astype(np.uint8).reshape(h, w)).save(src)
+    r = poolcli("run", str(src), "--stack", "sobel | max(1)", "--no-montage", "-q", "--preview",
+                "--preview-protocol", "blocks", "-o", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    assert "internal error" not in r.stderr and "▀" in r.stdout
+    assert len(r.stdout.splitlines()) < 120, len(r.stdout.splitlines())
+
+
 def test_preview_without_the_extra_says_how_to_get_it(tmp_path, monkeypatch):
     import poolcli.preview as preview
     from typer.testing import CliRunner
