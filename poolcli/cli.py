@@ -244,8 +244,15 @@ def _preview(out: str, protocol: str, report_name: str = "report.json", color: s
         report.setdefault("color", color)  # invariance.json does not record it: the maps must be the measured ones
     shown = run_preview(report, out, out_console, protocol) if report_name == "report.json" else \
         invariance_preview(report, out_console, protocol)
-    for renderable in shown:
-        out_console.print(renderable)
+    try:
+        for renderable in shown:
+            out_console.print(renderable)
+    except BrokenPipeError:  # textual-image writes Kitty images to sys.__stdout__ itself, past Rich (| head)
+        import sys
+
+        from .terminal import silence
+
+        silence(sys.__stdout__)
 
 
 # ----------------------------------------------------------------------------- invariance

@@ -470,3 +470,20 @@ def test_show_keeps_a_title_that_fits_inside_the_table():
             assert long.strip() in " ".join(buf.getvalue().split())
         else:
             assert long.strip() in lines and long.replace("title", "caption").strip() in lines
+
+
+def test_kitty_preview_into_a_closed_pipe_is_not_an_internal_error(tmp_path):
+    """textual-image writes Kitty images to sys.__stdout__ itself: a reader that went away (| head) made the
+    run end with 'internal error: BrokenPipeError' and exit 1. The outputs are written; the run exits 0."""
+    pytest.importorskip("textual_image")
+    read, write = os.pipe()
+    os.close(read)  # every write to stdout fails with EPIPE, as after `| head -5` has exited
+    try:
+        r = subprocess.run([sys.executable, "-m", "poolcli", "run", str(SAMPLES / "scene.png"), "--preview", "-q",
+                            "--preview-protocol", "kitty", "-o", str(tmp_path / "o")],
+                           stdout=write, stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV, timeout=120)
+    finally:
+        os.close(write)
+    assert "internal error" not in r.stderr and r.returncode == 0, r.stderr
+    assert (tmp_path / "o" / "report.json").exists()
+
