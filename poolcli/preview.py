@@ -39,6 +39,11 @@ def available() -> bool:
 
 def image_class(protocol: str = "auto") -> Any:
     """The textual-image renderable for ``protocol`` (``auto``: what the terminal answers it speaks)."""
+    import logging
+
+    # A terminal that does not answer textual-image's queries (a pty under script(1), an editor's shell) is
+    # not an error: it logs a warning with a traceback, which Python's last-resort handler put on stderr.
+    logging.getLogger("textual_image").addHandler(logging.NullHandler())
     if protocol == "kitty":
         from textual_image.renderable.tgp import Image
     elif protocol == "sixel":

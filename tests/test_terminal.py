@@ -487,3 +487,37 @@ def test_kitty_preview_into_a_closed_pipe_is_not_an_internal_error(tmp_path):
     assert "internal error" not in r.stderr and r.returncode == 0, r.stderr
     assert (tmp_path / "o" / "report.json").exists()
 
+
+def test_preview_in_a_terminal_that_does_not_answer_prints_no_traceback(tmp_path):
+    """In a pty nobody answers (script(1), an editor's shell) textual-image's cell-size query times out and
+    it logs a warning with a traceback; that went to stderr through Python's last-resort handler."""
+    pytest.importorskip("textual_image")
+    import pty
+
+    import fcntl
+    import struct
+    import termios
+
+    main, sub = pty.openpty()
+    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 100, 0, 0))  # 100 columns, no pixel size
+    env = {k: v for k, v in SUBPROCESS_ENV.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    env["TERM"] = "xterm-256color"
+    proc = subprocess.Popen([sys.executable, "-m", "poolcli", "run", str(SAMPLES / "scene.png"), "--preview", "-q",
+                             "-o", str(tmp_path / "o")], stdin=sub, stdout=sub, stderr=sub, env=env,
+                            start_new_session=True)
+    os.close(sub)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the pty
+            break
+        if not data:
+            break
+        chunks.append(data)
+    rc = proc.wait(timeout=120)
+    os.close(main)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert rc == 0, screen
+    assert "Traceback" not in screen and "Failed to get cell size" not in screen, screen[:2000]
+    assert "▀" in screen
