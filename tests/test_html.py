@@ -198,3 +198,31 @@ def test_invariance_input_page_names_each_methods_own_stages(tmp_path):
     for method, sec in tables.items():
         specs = [line for line in sec.splitlines() if "2: " in line and "(size=2" in line]
         assert specs and all(f"2: {method}(size=2" in line for line in specs), (method, specs)
+
+
+def test_pages_fit_a_phone_and_a_long_name_without_scrolling_the_page(browser, tmp_path):
+    """At 375 px the shape table pushed the page to 600 px and wrapped '300.0 KiB' over two lines; a
+    140-character file name pushed the gallery to 1710 px even on a 1280 px screen. Now a wide table scrolls
+    inside itself, names wrap, numbers stay on one line."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo(folder / ("very_long_name_" + "x" * 120 + ".png"), 320, 240, 0)
+    photo(folder / "p1.png", 320, 240, 1)
+    (folder / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", str(folder), "-o", str(out), "-q", "--html", "--workers", "1"])
+    assert r.exit_code == 1, r.output
+    link = None
+    for width in (375, 1280):
+        for path in [out / "report.html"] + ([(out / link).resolve()] if link else []):
+            page, _, outside = open_page(browser, path)
+            page.set_viewport_size({"width": width, "height": 900})
+            assert outside == [] and broken_images(page) == []
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, (width, path)
+            wrapped = page.evaluate("""Array.from(document.querySelectorAll('td.n')).filter(td => {
+                const r = document.createRange(); r.selectNodeContents(td);
+                return new Set(Array.from(r.getClientRects()).map(b => Math.round(b.top))).size > 1;
+                }).map(td => td.textContent.trim())""")  # a number on more than one line
+            assert wrapped == [], (width, path, wrapped)
+            link = link or page.get_attribute("#gallery tbody tr td:nth-child(2) a", "href")
+            page.close()
