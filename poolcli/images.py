@@ -1265,14 +1265,26 @@ class _Painter:
             _blend(canvas, xy[0] + dx, xy[1] + dy, mask, fill)
 
 
+def _legend_text(normalize: str, row_names, scales) -> tuple[str, list[tuple[str, str, str]]]:
+    """The legend's note and its (name, low, high) rows."""
+    if normalize == "per-map":
+        return ("per-map: every tile on its own scale (the numbers under it); a constant map is drawn at its value",
+                [("each tile", "its min", "its max")])
+    return ("shared: one scale per channel row, across stages; a constant map is drawn at its value",
+            [(name, _num(lo), _num(hi)) for name, (lo, hi) in zip(row_names, scales)])
+
+
+def _legend_width(painter: _Painter, normalize: str, row_names, scales) -> int:
+    """The width the legend needs, margins included (a montage of one thin image is narrower than its note)."""
+    note, items = _legend_text(normalize, row_names, scales)
+    rows = [max(80, painter.width(name, True) + 8) + painter.width(lo, True) + 6 + 166 + painter.width(hi, True)
+            for name, lo, hi in items]
+    return 2 * _MARGIN + max([painter.width(note, True), *rows])
+
+
 def _legend(painter: _Painter, canvas: np.ndarray, y: int, normalize: str, row_names, scales) -> None:
     bar = np.repeat(np.linspace(0, 255, 160).round().astype(np.uint8)[np.newaxis], 10, axis=0)
-    if normalize == "per-map":
-        items = [("each tile", "its min", "its max")]
-        note = "per-map: every tile on its own scale (the numbers under it); a constant map is drawn at its value"
-    else:
-        items = [(name, _num(lo), _num(hi)) for name, (lo, hi) in zip(row_names, scales)]
-        note = "shared: one scale per channel row, across stages; a constant map is drawn at its value"
+    note, items = _legend_text(normalize, row_names, scales)
     painter.put(canvas, (_MARGIN, y), note, True, _MUTED)
     y += painter.small_line
     for name, lo, hi in items:
@@ -1306,7 +1318,8 @@ def _render(columns, row_names, scales, normalize: str, max_width: int) -> np.nd
     bands = _bands(columns, widths, left, max_width)
     layouts = [painter.band_layout(columns, b, rows) for b in bands]
     band_heights = [sum(h for _, _, h in lay) for lay in layouts]
-    canvas_w = max(left + sum(widths[i] + _GAP for i in b) - _GAP for b in bands) + _MARGIN
+    canvas_w = max(max(left + sum(widths[i] + _GAP for i in b) - _GAP for b in bands) + _MARGIN,
+                   _legend_width(painter, normalize, row_names, scales))
     canvas_h = 2 * _MARGIN + sum(band_heights) + _GAP * (len(bands) - 1) + _legend_height(painter, normalize, rows)
     # drawn on a NumPy array (tiles copied in, text blended as Pillow does): a Pillow canvas cost
     # its conversions (tiles to RGB, the canvas back to an array: 2.6 of 10 ms at 512x512, measured)

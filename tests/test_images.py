@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from poolcli.errors import InputError
+from poolcli import images
 from poolcli.images import IMAGE_EXTENSIONS, encode_png, load_image, montage, to_uint8
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -544,13 +545,18 @@ def test_montage_grows_with_panels():
     x = RNG.random((3, 32, 32)).astype(np.float32)
     pooled = x[:1].reshape(1, 16, 2, 16, 2).max(axis=(2, 4))
     widths = []
-    for n in range(4):
+    for n in range(10):
         panels = [(f"{i + 1}: max(size=2) 1x16x16", pooled) for i in range(n)]
         im = _open_png(montage(x, panels, height=64))
         widths.append(im.width)
         assert im.height > 64
-    assert widths == sorted(widths) and len(set(widths)) == 4
-    steps = np.diff(widths)
+    assert widths == sorted(widths)
+    # a few small tiles are narrower than the legend's note under them: the montage is as wide as the note
+    # (it was cut off); beyond it, every identical panel adds the same width
+    floor = widths[0]
+    grown = [w for w in widths if w > floor]
+    assert len(grown) >= 4 and len(set(grown)) == len(grown)
+    steps = np.diff(grown)
     assert np.all(steps == steps[0])  # identical panels, identical width steps
 
 
@@ -697,3 +703,16 @@ def test_sample_image_modes_and_sizes():
     gradient = load_image(SAMPLES / "gradient.png")
     assert len(np.unique(gradient)) > 256  # really 16-bit data
     assert gradient.min() == 0.0 and gradient.max() == 1.0
+
+
+@pytest.mark.parametrize("normalize", ["per-map", "shared"])
+def test_montage_of_a_thin_image_shows_its_legend_whole(normalize):
+    """A 5000x3 strip makes a narrow grid: the legend's note under it ran off the montage's right edge
+    ('... a constant map i'). The montage is as wide as its legend, whose text ends inside it."""
+    x = RNG.random((1, 5000, 3)).astype(np.float32)
+    pooled = x.reshape(1, 2500, 2, 1, 3).max(axis=(2, 3))[..., :1]
+    im = np.asarray(_open_png(montage(x, [("1: max(size=2) 1x2500x1", pooled)], normalize=normalize)))
+    painter = images._Painter()
+    note = images._legend_text(normalize, ["gray"], [(0.0, 1.0)])[0]
+    assert im.shape[1] >= painter.width(note, True) + 2 * images._MARGIN
+    assert (im[-60:, -images._MARGIN:] == 255).all()  # nothing drawn in the right margin of the legend rows
