@@ -113,6 +113,10 @@ def redact(text: str, options: dict[str, Any]) -> str:
     return text
 
 
+#: Schemes whose first path part is a bucket (container): created by its owner, never by poolcli.
+BUCKETS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl")
+
+
 class Store:
     """One URL root (an input folder or ``--out``) and its filesystem; picklable for workers.
 
@@ -171,6 +175,10 @@ class Store:
         """Reach the store now (fail fast, one line): the root exists, or can be created with ``create``."""
         try:
             if create:
+                bucket = self.path().split("/", 1)[0]
+                if self.protocol in BUCKETS and bucket and not self.fs.exists(bucket):
+                    # makedirs would create the bucket: a typo in --out made a new bucket (billing, policies)
+                    raise FileNotFoundError(f"bucket {bucket!r} does not exist; poolcli makes folders, not buckets")
                 self.fs.makedirs(self.path(), exist_ok=True)
             elif not self.fs.exists(self.path()):
                 raise FileNotFoundError("no such bucket or prefix")

@@ -211,6 +211,25 @@ def test_unreachable_endpoint_is_one_line_and_exit_1(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_an_out_bucket_that_does_not_exist_is_one_line_and_not_created(bucket, s3_endpoint, tmp_path):
+    """--out s3://typo/maps: s3fs's makedirs created the bucket 'typo' and wrote into it (exit 0). Now one
+    line naming the bucket, exit 1, no bucket made; a missing prefix in an existing bucket is still created."""
+    name, root, fs = bucket
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(src / "a.png")
+    res = poolcli("run", str(src), "--out", "s3://poolcli-no-such-bucket/maps", *options(s3_endpoint), timeout=60)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "poolcli-no-such-bucket" in lines[0] and "does not exist" in lines[0], lines
+    fs.invalidate_cache()
+    assert not fs.exists("poolcli-no-such-bucket")
+    res = poolcli("run", str(src), "--out", f"s3://{name}/new/prefix", *options(s3_endpoint), "-q", timeout=60)
+    assert res.returncode == 0, res.stderr
+    fs.invalidate_cache()
+    assert fs.exists(f"{name}/new/prefix/report.json")
+
+
 def test_no_credential_value_is_written_anywhere(bucket, s3_endpoint, tmp_path):
     name, root, fs = bucket
     out = f"s3://{name}/secret-check"
