@@ -160,7 +160,7 @@ def run(
         code = _execute(job, paths, o, lambda outcome: run_output(
             out_console, outcome.report, outcome.written, outcome.out_name, o.verbose))
         if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR) and not o.json_out:
-            _preview(o.out, preview_protocol.value)
+            _preview(o.out, preview_protocol.value, debug=o.debug)
     raise typer.Exit(code)
 
 
@@ -231,8 +231,22 @@ def _check_preview(out: str) -> None:
         raise UsageError(f"--preview needs textual-image: {PREVIEW_HINT}")
 
 
-def _preview(out: str, protocol: str, report_name: str = "report.json", color: str | None = None) -> None:
-    """Print the preview of the report just written in ``out`` (``color``: the run's, when the report has none)."""
+def _preview(out: str, protocol: str, report_name: str = "report.json", color: str | None = None,
+             debug: bool = False) -> None:
+    """Print the preview of the report just written in ``out`` (``color``: the run's, when the report has none).
+
+    The outputs are written by then: a preview that cannot be drawn (a terminal that reports 0 columns made
+    textual-image divide by zero) is a one-line note, not a failure of the run (its traceback with --debug).
+    """
+    try:
+        _draw_preview(out, protocol, report_name, color)
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(f"poolcli: no preview: {type(exc).__name__}: {exc}", highlight=False, markup=False)
+
+
+def _draw_preview(out: str, protocol: str, report_name: str, color: str | None) -> None:
     import json
 
     from .preview import invariance_preview, run_preview
@@ -372,7 +386,7 @@ def invariance(
         code = _execute(job, paths, o, lambda outcome: invariance_output(
             out_console, outcome.report, outcome.written, outcome.out_name))
         if preview and code in (ExitStatus.SUCCESS, ExitStatus.ERROR) and not o.json_out:
-            _preview(o.out, preview_protocol.value, "invariance.json", color=o.color.value)
+            _preview(o.out, preview_protocol.value, "invariance.json", color=o.color.value, debug=o.debug)
     raise typer.Exit(code)
 
 

@@ -200,6 +200,30 @@ def test_preview_without_the_extra_says_how_to_get_it(tmp_path, monkeypatch):
     assert "pip install 'poolcli[preview]'" in r.output
 
 
+def test_a_preview_that_cannot_be_drawn_is_a_note_not_a_failed_run(tmp_path, monkeypatch):
+    """The outputs are written before the preview: a preview the terminal library cannot draw (a terminal
+    reporting 0 columns made textual-image divide by zero: 'internal error', exit 1) is one line on stderr
+    and the run's own exit code; --debug shows the traceback."""
+    pytest.importorskip("textual_image")
+    import poolcli.preview as preview
+    from typer.testing import CliRunner
+
+    from poolcli.cli import app
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(preview, "run_preview", broken)
+    out = tmp_path / "o"
+    r = CliRunner().invoke(app, ["run", str(SAMPLES / "scene.png"), "--preview", "-q", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "poolcli: no preview: ZeroDivisionError: division by zero" in r.output
+    assert "internal error" not in r.output and (out / "report.json").is_file()
+    r = CliRunner().invoke(app, ["run", str(SAMPLES / "scene.png"), "--preview", "-q", "-o", str(tmp_path / "d"),
+                                 "--debug"])
+    assert isinstance(r.exception, ZeroDivisionError)
+
+
 # ----------------------------------------------------------------------------- whole numbers at any width
 
 
