@@ -306,7 +306,7 @@ def test_no_unpool_option(tmp_path, gray_png):
 
 def test_montage_shows_the_unpool_map_when_it_fits(tmp_path, make_image):
     small = make_image("small.png", "L", (12, 16))
-    big = make_image("big.png", "L", (300, 20))
+    big = make_image("big.png", "L", (300, 400))  # reduced (over 256 rows), its grid wider than the legend under it
 
     def width(img: Path, *extra: str) -> int:
         out = tmp_path / f"{img.stem}{len(extra)}"
