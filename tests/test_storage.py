@@ -51,6 +51,7 @@ def test_memory_store_lists_sorted_and_uploads_marker_last(tmp_path):
 def test_s3_store_round_trip_and_pagination(s3_endpoint, tmp_path):
     pytest.importorskip("s3fs")
     store = Store("s3://poolcli-bucket/photos", s3_options(s3_endpoint))
+    store.fs.makedirs("poolcli-bucket", exist_ok=True)  # the bucket is its owner's to make; check() makes prefixes
     store.check(create=True)
     names = [f"p{i:04d}.png" for i in range(1100)]  # more than one page of ListObjectsV2 (1000)
     store.fs.pipe({store.path(n): b"1" for n in names})
