@@ -805,6 +805,9 @@ def _sparse_absmax(plane, factor: int) -> np.ndarray:
     values, positions = plane.kept()
     h, w = plane.shape
     bh, bw = -(-h // factor), -(-w // factor)
+    tiled = _tiled_absmax(plane, values, factor)
+    if tiled is not None:
+        return tiled
     count = np.zeros(bh * bw, dtype=np.int64)
     rows = max(1, (1 << 20) // max(1, values.shape[1]))
 
@@ -836,6 +839,39 @@ def _sparse_absmax(plane, factor: int) -> np.ndarray:
     mx, mn = mx.astype(np.float64), mn.astype(np.float64)
     with np.errstate(invalid="ignore"):
         return np.where(mx >= -mn, mx, mn).reshape(bh, bw)
+
+
+def _tiled_absmax(plane, values: np.ndarray, factor: int) -> np.ndarray | None:
+    """:func:`_sparse_absmax` when the pooling windows tile the map (size == stride, no padding, no dilation)
+    and ``factor`` is a multiple of the stride: a block of the map holds whole windows, one kept value
+    each, so its largest and smallest kept values are a block reduction of the pooled values (by
+    ``factor // stride``, :func:`_fold`), and it holds a zero wherever its windows cover fewer pixels than
+    the block has. None otherwise. (An 8192x8192 unpool map reduced by 32: 333 ms with ``ufunc.at``.)"""
+    g = getattr(getattr(plane, "view", None), "geometry", None)
+    if g is None or tuple(g.size) != tuple(g.stride) or tuple(g.dilation) != (1, 1) or g.pads[0] or g.pads[2]:
+        return None
+    (sh, sw), (oh, ow) = g.stride, g.out
+    if factor % sh or factor % sw or values.shape != (oh, ow):
+        return None
+    h, w = plane.shape
+    fh, fw = factor // sh, factor // sw
+    with np.errstate(invalid="ignore"):
+        mx = _fold(_fold(values, fh, 0, np.maximum), fw, 1, np.maximum).astype(np.float64)
+        mn = _fold(_fold(values, fh, 0, np.minimum), fw, 1, np.minimum).astype(np.float64)
+    pbh, pbw = mx.shape
+    # pixels the windows of each block cover (the last ones partial: ceil mode, the map's edge) vs its area
+    win_rows = np.minimum((np.arange(oh) + 1) * sh, h) - np.arange(oh) * sh
+    win_cols = np.minimum((np.arange(ow) + 1) * sw, w) - np.arange(ow) * sw
+    covered = np.outer(np.add.reduceat(win_rows, np.arange(0, oh, fh)), np.add.reduceat(win_cols, np.arange(0, ow, fw)))
+    kept = np.outer(np.minimum(fh, oh - np.arange(pbh) * fh), np.minimum(fw, ow - np.arange(pbw) * fw))
+    area = np.outer(np.minimum(factor, h - np.arange(pbh) * factor), np.minimum(factor, w - np.arange(pbw) * factor))
+    zero = (kept < covered) | (covered < area)  # a window's pixels not kept, or pixels of no window
+    mx[zero] = np.maximum(mx[zero], 0)
+    mn[zero] = np.minimum(mn[zero], 0)
+    out = np.zeros((-(-h // factor), -(-w // factor)))  # blocks below / right of every window: zeros
+    with np.errstate(invalid="ignore"):
+        out[:pbh, :pbw] = np.where(mx >= -mn, mx, mn)
+    return out
 
 
 def _fold(a: np.ndarray, factor: int, axis: int, op: np.ufunc, dtype=None) -> np.ndarray:
