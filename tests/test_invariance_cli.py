@@ -197,3 +197,22 @@ def test_compare_names_what_is_wrong_with_a_method(tmp_path, noise_png, compare,
 def test_compare_quantile_with_its_q_runs(tmp_path, noise_png):
     rep = invariance(tmp_path, str(noise_png), "--compare", "max,quantile(q=0.75)", "--shifts", "1")
     assert list(rep["methods"]) == ["max", "quantile(q=0.75)"]
+
+
+def test_an_image_too_small_for_a_stage_names_the_stage_as_run_does(tmp_path):
+    """A 1x1 image: `invariance` said only "size=(2, 2) is too large ..."; like `run`, it names the stage."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from poolcli.cli import app
+
+    Image.new("L", (1, 1), 3).save(tmp_path / "one.png")
+    Image.new("L", (16, 16), 3).save(tmp_path / "ok.png")
+    r = CliRunner().invoke(app, ["invariance", str(tmp_path / "one.png"), str(tmp_path / "ok.png"), "-q",
+                                 "--compare", "max,avg", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1, r.output
+    line = next(ln for ln in r.output.splitlines() if "one.png" in ln)
+    assert "stage 2 (max(size=2, stride=2" in line and "too large" in line
+    report = json.loads((tmp_path / "o" / "invariance.json").read_text())
+    assert report["batch_summary"]["processed"] == 1 and report["batch_summary"]["failed"] == 1
+    assert "stage 2 (max(size=2, stride=2" in json.dumps(report["failures"])

@@ -273,7 +273,7 @@ class _Shared:
         self.rests = [s[self.n:] for s in stages]
         self.fx_prefix = _run(base, self.prefix)
         start = self.fx_prefix[-1] if self.n else base
-        self.fx_rests = [_run(start, rest) for rest in self.rests]
+        self.fx_rests = [_run(start, rest, self.n + 1) for rest in self.rests]
         strides = [total_strides(st) for _, st in stacks]
         self.ref_prefix = [Reference(f, strides[0][i], mode, copy=False) for i, f in enumerate(self.fx_prefix)]
         self.ref_rests = [[Reference(f, strides[k][self.n + i], mode, copy=False) for i, f in enumerate(fr)]
@@ -287,7 +287,7 @@ class _Shared:
         """``f(T x)`` at every stage of method ``k`` (the common prefix kept for the last shift asked)."""
         if getattr(self, "_shift", None) != shift:
             self._shift, self._tx_prefix = shift, _run(tx, self.prefix)
-        return self._tx_prefix + _run(self._tx_prefix[-1] if self.n else tx, self.rests[k])
+        return self._tx_prefix + _run(self._tx_prefix[-1] if self.n else tx, self.rests[k], self.n + 1)
 
     def metrics(self, tx, shift, same: bool) -> list[list[dict]]:
         """Per method, per stage: the metrics of ``f(T x)`` against ``f(x)`` (``same``: ``T x`` is ``x``)."""
@@ -296,7 +296,7 @@ class _Shared:
         start = tx_prefix[-1] if self.n else tx
         out = []
         for k, rest in enumerate(self.rests):
-            ftx = self.fx_rests[k] if same else _run(start, rest)
+            ftx = self.fx_rests[k] if same else _run(start, rest, self.n + 1)
             out.append([dict(m) for m in shared] + [_compare(ref, f, shift) for ref, f in zip(self.ref_rests[k], ftx)])
         return out
 
@@ -309,12 +309,17 @@ def _compare(ref, ftx, shift) -> dict:
         ref.release()
 
 
-def _run(x, stages) -> list:
+def _run(x, stages, first: int = 1) -> list:
+    """Every stage's output; a stage that cannot run on ``x`` is named as ``poolcli run`` names it
+    (``stage 2 (max(size=2, stride=2)): ...``; ``first``: the number of ``stages[0]`` in its stack)."""
     from ..stack import apply_stage
 
     out = []
-    for stage in stages:
-        x = apply_stage(x, stage)
+    for i, stage in enumerate(stages, start=first):
+        try:
+            x = apply_stage(x, stage)
+        except ValueError as exc:
+            raise ValueError(f"stage {i} ({stage}): {exc}") from None
         out.append(x)
     return out
 
