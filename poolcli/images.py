@@ -1295,7 +1295,7 @@ class _Painter:
         if where is None:
             return
         rows, cols, mrows, mcols = where
-        if canvas[rows, cols].min() == _BACKGROUND[0] == min(_BACKGROUND):  # on the (white) background
+        if (canvas[rows, cols] == _BACKGROUND).all():  # still the background under it: the cached patch
             canvas[rows, cols] = _text_patch(text, small, tuple(fill))[mrows, mcols]
         else:
             _blend(canvas, xy[0] + dx, xy[1] + dy, mask, fill)

@@ -251,18 +251,13 @@ def compute_stages(item: InputItem, x, opts: RunJob) -> list[tuple]:
             with np.errstate(all="ignore"):
                 geometry = unpool_geometry(stage) if opts.unpool else None
                 unpooled = None
-                if geometry is not None and x.dtype == np.float32:
-                    # the pooling with indices gives the stage's maps too (both equal PyTorch's max_pool2d bit
-                    # for bit: tests/test_golden.py): pooled once, not twice
-                    unpooled = unpool_view(x, geometry)
-                    y = unpooled.values = np.ascontiguousarray(unpooled.values)
-                else:
+                if geometry is None:
                     y = np.ascontiguousarray(apply_stage(x, stage), dtype=np.float32)
-                    if geometry is not None:
-                        unpooled = unpool_view(x, geometry)
-                        if unpooled.values.shape == y.shape and np.array_equal(unpooled.values.view(np.uint32),
-                                                                               y.view(np.uint32)):
-                            unpooled.values = y  # bit for bit the stage's own maps: one copy, not two
+                else:
+                    # the pooling with indices gives the stage's maps too (both equal PyTorch's max_pool2d bit
+                    # for bit: tests/test_golden.py, tests/test_fast_paths.py): pooled once, not twice
+                    unpooled = unpool_view(x, geometry)
+                    y = unpooled.values = np.ascontiguousarray(unpooled.values, dtype=np.float32)
         except PoolcliError:
             raise
         except ValueError as exc:
@@ -314,6 +309,12 @@ def run_one(item: InputItem, opts: RunJob) -> dict:
     return record
 
 
+def _write_png(path: Path, pixels) -> None:
+    from .. import images
+
+    atomic_write(path, lambda fh: images.write_png(fh, pixels))
+
+
 class PngWriter:
     """PNG encoding and writing on background threads (this process's share of the cores), one image at
     a time each; :meth:`submit` waits while they are all busy (memory: one uint8 image per thread).
@@ -341,8 +342,7 @@ class PngWriter:
     def submit(self, path: Path, pixels) -> None:
         """Encode ``pixels`` (uint8, see :func:`poolcli.images.encode_png`) and write it to ``path``, atomically."""
         if self._pool is None:
-            self._slots.acquire()
-            self._write(path, pixels)
+            _write_png(path, pixels)
             return
         self._slots.acquire()
         try:
@@ -352,10 +352,8 @@ class PngWriter:
             raise
 
     def _write(self, path: Path, pixels) -> None:
-        from .. import images
-
         try:
-            atomic_write(path, lambda fh: images.write_png(fh, pixels))
+            _write_png(path, pixels)
         finally:
             self._slots.release()
 
@@ -409,25 +407,20 @@ def write_stages(item: InputItem, computed: list[tuple], input_shape: tuple, opt
         before = names
         names = stage_channels(names, stage, y.shape[0])
         if unpooled is not None:
-            rec.update(write_unpool(out_dir, f"{stem}_unpool", unpooled, y, npy_rel, write_maps, opts))
+            rec.update(write_unpool(out_dir, f"{stem}_unpool", unpooled, npy_rel, write_maps, opts))
         panels += montage_panels(index, stage.name, shape_txt, y, names, unpooled, before)
         stages.append(rec)
     return stages, panels
 
 
-def write_unpool(out_dir: Path, stem: str, view, y, npy_rel: str, write_maps, opts: RunJob) -> dict:
+def write_unpool(out_dir: Path, stem: str, view, npy_rel: str, write_maps, opts: RunJob) -> dict:
     """An unpool map as what it is: int32 indices at pooled size beside the stage's values, the PNG
     rendered in bands; the dense ``.npy`` (``unpool_npy``) only with ``opts.unpool_dense``."""
     rec = {}
     indices = out_dir / f"{stem}_indices.npy"
     save_npy(indices, view.indices)
     rec["unpool_indices"] = indices.relative_to(opts.out_dir).as_posix()
-    if view.values is y:
-        rec["unpool_values"] = npy_rel
-    else:  # (never seen: the pooling with indices keeps the stage's own values)
-        values = out_dir / f"{stem}_values.npy"
-        save_npy(values, view.values)
-        rec["unpool_values"] = values.relative_to(opts.out_dir).as_posix()
+    rec["unpool_values"] = npy_rel  # the stage's own maps are the pooled values (compute_stages)
     rec["unpool_shape"] = list(view.shape)
     if opts.unpool_dense:
         rec["unpool_npy"], rec["unpool_png"] = write_maps(stem, view)
