@@ -37,7 +37,33 @@ class _HelpTable(Table):
 
 
 def install() -> None:
-    """Use :class:`_HelpTable` for Typer's help panels."""
+    """Use :class:`_HelpTable` for Typer's help panels, from the first help printed.
+
+    ``typer.rich_utils`` imports ``rich.markdown`` and ``markdown_it`` (30 ms,
+    measured): a run that prints no help does not import it (Typer imports it
+    only to print help or an error), so it is patched when help is formatted.
+    """
+    import sys
+
+    import typer.core
+
+    if "typer.rich_utils" in sys.modules:
+        _patch()
+        return
+    for cls in (typer.core.TyperCommand, typer.core.TyperGroup):
+        if getattr(cls.format_help, "_poolcli", False):
+            continue
+        original = cls.format_help
+
+        def format_help(self, ctx, formatter, _original=original):
+            _patch()
+            return _original(self, ctx, formatter)
+
+        format_help._poolcli = True  # type: ignore[attr-defined]
+        cls.format_help = format_help  # type: ignore[method-assign]
+
+
+def _patch() -> None:
     import typer.rich_utils as rich_utils
 
     rich_utils.Table = _HelpTable  # type: ignore[misc]

@@ -786,10 +786,13 @@ def reduce_map(plane: np.ndarray, factor: int, how: str = "mean") -> np.ndarray:
         for r0 in range(0, h, step):
             band = plane[r0 : r0 + step]
             if how == "mean":
-                sums = _fold(_fold(band, factor, 0, np.add, np.float64), factor, 1, np.add, np.float64)
-                rows = np.minimum(factor, band.shape[0] - np.arange(0, band.shape[0], factor))
-                cols = np.minimum(factor, w - np.arange(0, w, factor))
-                block = sums / np.outer(rows, cols)
+                block = _fold(_fold(band, factor, 0, np.add, np.float64), factor, 1, np.add, np.float64)
+                if band.shape[0] % factor or w % factor:  # partial blocks at the edge: their own areas
+                    rows = np.minimum(factor, band.shape[0] - np.arange(0, band.shape[0], factor))
+                    cols = np.minimum(factor, w - np.arange(0, w, factor))
+                    block /= np.outer(rows, cols)
+                else:  # every block whole: one divisor (the same quotients)
+                    block /= factor * factor
             else:
                 mx = _fold(_fold(band, factor, 0, np.maximum), factor, 1, np.maximum).astype(np.float64)
                 mn = _fold(_fold(band, factor, 0, np.minimum), factor, 1, np.minimum).astype(np.float64)
@@ -855,6 +858,13 @@ def _tiled_absmax(plane, values: np.ndarray, factor: int) -> np.ndarray | None:
         return None
     h, w = plane.shape
     fh, fw = factor // sh, factor // sw
+    if fh == 1 and fw == 1:
+        # each block holds one window and so one kept value, beside zeros or alone: its largest magnitude is
+        # that value (a tie with a zero goes to the value; NaN stays NaN), the blocks past the windows are 0.
+        # (A 512x512 unpool map halved for the montage: a cast, 0.73 -> 0.1 ms, measured.)
+        out = np.zeros((-(-h // factor), -(-w // factor)))
+        out[:oh, :ow] = values
+        return out
     with np.errstate(invalid="ignore"):
         mx = _fold(_fold(values, fh, 0, np.maximum), fw, 1, np.maximum).astype(np.float64)
         mn = _fold(_fold(values, fh, 0, np.minimum), fw, 1, np.minimum).astype(np.float64)
@@ -1023,13 +1033,33 @@ class _Geometry:
         Each map pixel of the region is shaded once, then repeated into its block (a 64x64 region drawn
         256x256 shades 4,096 values, not 65,536).
         """
-        x, y, w, h = self.zoom
-        f = self.height / max(w, h)
-        f = math.floor(f) if f >= 1 else f
-        dh, dw = max(1, round(h * f)), max(1, round(w * f))
-        rows, row_of = np.unique(_sample(y, h, dh, self.H, plane.shape[0]), return_inverse=True)
-        cols, col_of = np.unique(_sample(x, w, dw, self.W, plane.shape[1]), return_inverse=True)
+        (rows, row_of), (cols, col_of) = self._zoom_samples(plane.shape[:2])
         return shade(plane[np.ix_(rows, cols)], lo, hi).take(row_of, axis=0).take(col_of, axis=1)
+
+    def _zoom_samples(self, size: tuple[int, int]) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """The map rows and columns the zoom tile samples for a map of ``size`` (each once), and per display
+        row / column which of them it shows; computed once per map size (maps of one size share them)."""
+        cache = self.__dict__.setdefault("_samples", {})
+        if size not in cache:
+            x, y, w, h = self.zoom
+            f = self.height / max(w, h)
+            f = math.floor(f) if f >= 1 else f
+            dh, dw = max(1, round(h * f)), max(1, round(w * f))
+            cache[size] = (_distinct(_sample(y, h, dh, self.H, size[0])), _distinct(_sample(x, w, dw, self.W, size[1])))
+        return cache[size]
+
+
+def _distinct(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(idx, return_inverse=True)`` of non-decreasing indices (what :func:`_sample` gives), without
+    its sort.
+
+    >>> _distinct(np.array([0, 0, 1, 3, 3]))
+    (array([0, 1, 3]), array([0, 0, 1, 2, 2]))
+    """
+    new = np.empty(idx.shape, dtype=bool)
+    new[:1] = True
+    np.not_equal(idx[1:], idx[:-1], out=new[1:])
+    return idx[new], np.cumsum(new) - 1
 
 
 def _sample(start: int, length: int, n: int, full: int, size: int) -> np.ndarray:

@@ -296,3 +296,19 @@ def test_large_maps_get_the_gray_levels_of_small_ones(dtype):
     finite = np.isfinite(b)
     assert int(np.abs(got[finite].astype(int) - want[finite]).max()) <= 1  # the float64 path: within a level
     assert images.to_uint8(np.full((2101, 2100), 3.5, dtype)).max() == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(full=st.integers(1, 5000), data=st.data())
+def test_zoom_samples_without_a_sort_equal_unique(full, data):
+    """The zoom tile's map rows / columns and their display positions: what ``np.unique(..., return_inverse=True)``
+    of the sampled indices gives (they never decrease, so no sort is needed)."""
+    size = data.draw(st.integers(1, full))
+    start = data.draw(st.integers(0, full - 1))
+    length = data.draw(st.integers(1, full - start))
+    n = data.draw(st.integers(1, 1200))
+    idx = images._sample(start, length, n, full, size)
+    want = np.unique(idx, return_inverse=True)
+    got = images._distinct(idx)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1].ravel())
