@@ -312,3 +312,42 @@ def test_task_refuses_an_output_folder_outside_out(tmp_path, gray_png):
     outcome = job.process(InputItem(gray_png, Path("..") / "escaped"), "fp", out)
     assert outcome == {"ok": False, "error": "output folder ../escaped would leave --out"}
     assert not (tmp_path / "escaped").exists()
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_atomic_files_get_the_mode_of_a_new_file(tmp_path, mask):
+    """A written output has the mode any new file gets (0666 & ~umask), as from ``open``; no temporary file stays."""
+    import os
+
+    from poolcli.outputs import atomic_write_bytes, save_npy
+
+    old = os.umask(mask)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        save_npy(tmp_path / "b.npy", np.zeros(3))
+        with open(tmp_path / "c.ref", "wb"):
+            pass
+    finally:
+        os.umask(old)
+    want = (tmp_path / "c.ref").stat().st_mode & 0o777
+    assert want == 0o666 & ~mask
+    for name in ("a.bin", "b.npy"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == want, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.npy", "c.ref"]
+
+
+def test_atomic_write_takes_another_temporary_name_on_a_clash(tmp_path, monkeypatch):
+    """A temporary name that exists (left by a killed process with this pid, or another host's on a shared
+    folder) is neither overwritten nor fatal: the next name is taken."""
+    import itertools
+    import os
+
+    from poolcli import outputs
+
+    monkeypatch.setattr(outputs, "_temp_count", itertools.count(7))
+    clash = tmp_path / f".a.bin.{os.getpid():x}7.tmp"
+    clash.write_bytes(b"someone else's")
+    outputs.atomic_write_bytes(tmp_path / "a.bin", b"mine")
+    assert (tmp_path / "a.bin").read_bytes() == b"mine"
+    assert clash.read_bytes() == b"someone else's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [clash.name, "a.bin"]
