@@ -1036,6 +1036,12 @@ class _Geometry:
         (rows, row_of), (cols, col_of) = self._zoom_samples(plane.shape[:2])
         return shade(plane[np.ix_(rows, cols)], lo, hi).take(row_of, axis=0).take(col_of, axis=1)
 
+    def zoom_caption(self, size: tuple[int, int]) -> str:
+        """What a map's zoom tile shows: ``"32x32 of 256x256"``, the region in the map's own pixels (rows x
+        columns, as the headers' shapes) out of the whole map: a stride-2 map's region has half the input's."""
+        (rows, _), (cols, _) = self._zoom_samples(size)
+        return f"{len(rows)}x{len(cols)} of {size[0]}x{size[1]}"
+
     def _zoom_samples(self, size: tuple[int, int]) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
         """The map rows and columns the zoom tile samples for a map of ``size`` (each once), and per display
         row / column which of them it shows; computed once per map size (maps of one size share them)."""
@@ -1166,7 +1172,7 @@ def _stage_columns(image, parts, geo, max_channels, normalize, channel_names):
             col.captions[c] = text
             if c == 0 and geo.wants_zoom:
                 col.zoom = geo.zoom_shaded(maps[0], lo, hi)
-                col.zoom_caption = "x".join(str(v) for v in maps.shape[1:])
+                col.zoom_caption = geo.zoom_caption(maps.shape[1:])
         columns.append(col)
     scales = [display_range(stages[c], context[c]) for c in range(rows)]
     return columns, row_names, scales

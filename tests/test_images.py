@@ -716,3 +716,16 @@ def test_montage_of_a_thin_image_shows_its_legend_whole(normalize):
     note = images._legend_text(normalize, ["gray"], [(0.0, 1.0)])[0]
     assert im.shape[1] >= painter.width(note, True) + 2 * images._MARGIN
     assert (im[-60:, -images._MARGIN:] == 255).all()  # nothing drawn in the right margin of the legend rows
+
+
+def test_zoom_tiles_are_captioned_with_the_region_in_each_maps_pixels():
+    """Under a map's zoom tile: the zoom region in that map's own pixels out of the whole map (a stride-2 map
+    shows half the input's pixels per side, as blocks twice as large), not only the map's size."""
+    from poolcli.images import _Geometry
+
+    geo = _Geometry((512, 384), 256, (100, 40, 64, 48))
+    assert geo.zoom_caption((512, 384)) == "48x64 of 512x384"
+    assert geo.zoom_caption((256, 192)) == "24x32 of 256x192"
+    assert geo.zoom_caption((128, 96)) == "12x16 of 128x96"
+    # stride 3: rows 40..87 lie in map rows 13..29 and columns 100..163 in 33..54 (the region straddles blocks)
+    assert geo.zoom_caption((171, 128)) == "17x22 of 171x128"
