@@ -152,8 +152,36 @@ def pad(
         # blur's output inherits the layout, and float64 sums over it
         # downstream (cosine similarities) follow memory order, so keeping it
         # keeps every digest bit for bit.
-        return planes[:, index_map(np.arange(*rows), h, mode)][:, :, index_map(np.arange(*cols), w, mode)]
+        # The same values in the same layout, copied by runs of consecutive source rows / columns, in
+        # 64x64 tiles (a copy that transposes, as this layout does, is cache-bound: 34 ms whole, 4.6 ms in
+        # tiles for 2048x2048), instead of two index gathers (2048x2048 padded by 1: 46 -> 8 ms, measured).
+        p = planes.shape[0]
+        r_idx, c_idx = index_map(np.arange(*rows), h, mode), index_map(np.arange(*cols), w, mode)
+        out = np.empty((len(c_idx), len(r_idx), p), dtype=planes.dtype).transpose(2, 1, 0)
+        t = _TILE
+        for r0, r1, s0 in _runs(r_idx):
+            for c0, c1, t0 in _runs(c_idx):
+                for i in range(r0, r1, t):
+                    i1 = min(r1, i + t)
+                    for j in range(c0, c1, t):
+                        j1 = min(c1, j + t)
+                        out[:, i:i1, j:j1] = planes[:, s0 + i - r0 : s0 + i1 - r0, t0 + j - c0 : t0 + j1 - c0]
+        return out
     return extend(planes, rows, cols, mode, fill)
+
+
+_TILE = 64  # rows and columns per block of a copy that transposes (best of 16..256, measured)
+
+
+def _runs(idx: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(start, stop, source start)`` of each run of consecutive source indices in ``idx``.
+
+    >>> _runs(np.array([3, 0, 1, 2, 3, 0]))
+    [(0, 1, 3), (1, 5, 0), (5, 6, 0)]
+    """
+    cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+    starts, stops = np.concatenate(([0], cuts)), np.concatenate((cuts, [len(idx)]))
+    return [(int(a), int(b), int(idx[a])) for a, b in zip(starts, stops)]
 
 
 def plan_bands(n_planes: int, n_rows: int, row_bytes: int) -> list[tuple[int, int, int, int]]:

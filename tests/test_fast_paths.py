@@ -312,3 +312,74 @@ def test_zoom_samples_without_a_sort_equal_unique(full, data):
     got = images._distinct(idx)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1].ravel())
+
+
+def _blur_planes_whole(a, stride, m, bp):
+    """The BlurPool blur as it was computed on whole arrays (float64 copy of the padded input, a temporary
+    per tap): the reference for the banded one, values and memory layout."""
+    from poolcli._bands import pad
+    from poolcli.pooling import antialias as A
+
+    _, h, w = a.shape
+    sh, sw = stride
+    before, after = bp.amounts(m, stride)
+    hp, wp = A._check_blur_fits(h, w, m, before, after, bp)
+    xp = pad(a, before, after, A._PAD_MODE[bp.mode]).astype(np.float64, copy=False)
+    oh, ow = (hp - m) // sh + 1, (wp - m) // sw + 1
+    acc = None
+    for k, t in enumerate(A._taps(m)):
+        term = t * xp[:, k : k + (oh - 1) * sh + 1 : sh, :]
+        acc = term if acc is None else np.add(acc, term, out=acc)
+    out = None
+    for k, t in enumerate(A._taps(m)):
+        term = t * acc[:, :, k : k + (ow - 1) * sw + 1 : sw]
+        out = term if out is None else np.add(out, term, out=out)
+    return out.astype(a.dtype, copy=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(p=st.integers(1, 3), h=st.integers(2, 70), w=st.integers(2, 70), m=st.integers(2, 7), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), mode=st.sampled_from(["reflect", "replicate", "zero", "circular"]),
+       sizes=st.sampled_from(["split", "timm"]), off=st.integers(0, 1), f64=st.booleans(),
+       seed=st.integers(0, 2**32 - 1), band=st.sampled_from([None, 512]))
+def test_banded_blur_equals_the_whole_array_blur(p, h, w, m, sh, sw, mode, sizes, off, f64, seed, band):
+    """BlurPool's blur in bands of rows: the same bits, in the same memory order (float64 sums over the maps
+    downstream follow it), as the whole-array computation, also with many bands."""
+    from poolcli import _bands
+    from poolcli.pooling import antialias as A
+
+    x = np.random.default_rng(seed).standard_normal((p, h, w)).astype(np.float64 if f64 else np.float32)
+    bp = A._BlurPad(mode, sizes, off)
+    try:
+        want = _blur_planes_whole(x, (sh, sw), m, bp)
+    except ValueError:
+        return
+    saved = _bands.BAND_BYTES
+    _bands.BAND_BYTES = band or saved  # 512 bytes: a band of a row or two
+    try:
+        got = A._blur_planes(x, (sh, sw), m, bp)
+    finally:
+        _bands.BAND_BYTES = saved
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    assert got.ravel(order="K").tobytes() == want.ravel(order="K").tobytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(p=st.integers(1, 3), h=st.integers(1, 150), w=st.integers(1, 150), top=st.integers(0, 200),
+       left=st.integers(0, 200), bottom=st.integers(0, 20), right=st.integers(0, 20), fortran=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_wrap_pad_in_tiles_is_the_index_gather(p, h, w, top, left, bottom, right, fortran, seed):
+    """A circular pad copied by runs and tiles: the values and memory layout of the two index gathers it
+    replaced (any amount, also more than a side)."""
+    from poolcli._bands import index_map, pad
+
+    if (top, left, bottom, right) == (0, 0, 0, 0):
+        return
+    x = np.random.default_rng(seed).standard_normal((p, h, w)).astype(np.float32)
+    if fortran:
+        x = np.asfortranarray(x)
+    want = x[:, index_map(np.arange(-top, h + bottom), h, "wrap")][:, :, index_map(np.arange(-left, w + right), w, "wrap")]
+    got = pad(x, (top, left), (bottom, right), "wrap")
+    np.testing.assert_array_equal(got, want)
+    assert got.ravel(order="K").tobytes() == want.ravel(order="K").tobytes()

@@ -121,7 +121,7 @@ from typing import Any
 
 import numpy as np
 
-from .._bands import pad
+from .._bands import pad, run_bands, scratch
 from .._checks import as_planes, pair, restore_planes
 from ..kernels import BINOMIAL_TAPS
 from .geometry import check_flag, check_padding_mode, keep_size_pads
@@ -261,18 +261,36 @@ def _blur_planes(a: np.ndarray, stride: tuple[int, int], m: int, bp: _BlurPad) -
     xp = pad(a, before, after, _PAD_MODE[bp.mode])
     if m == 1:  # antialiased-cnns with pad_off: pad, then subsample
         return xp[:, ::sh, ::sw].astype(a.dtype, copy=True)
-    xp = xp.astype(np.float64, copy=False)
+    p = xp.shape[0]
     oh, ow = (hp - m) // sh + 1, (wp - m) // sw + 1
-    taps = _taps(m)
-    acc = None
-    for k, t in enumerate(taps):  # along H, only the rows that are kept
-        term = t * xp[:, k : k + (oh - 1) * sh + 1 : sh, :]
-        acc = term if acc is None else np.add(acc, term, out=acc)
-    rows, out = acc, None
-    for k, t in enumerate(taps):  # along W
-        term = t * rows[:, :, k : k + (ow - 1) * sw + 1 : sw]
-        out = term if out is None else np.add(out, term, out=out)
-    return out.astype(a.dtype, copy=False)
+    taps = _taps(m)  # float64 scalars: every product and sum in float64 (the float32 input converted exactly)
+    # The output's axes lie in memory in the padded input's order, as the whole-array ufuncs (order 'K') laid
+    # them out (a circular pad is gathered with the columns outermost): float64 sums over the maps
+    # downstream follow memory order, so the layout keeps every digest bit for bit.
+    order = sorted(range(3), key=lambda i: -xp.strides[i])
+    out = np.empty([(p, oh, ow)[i] for i in order], dtype=a.dtype).transpose(np.argsort(order))
+
+    def work(p0: int, p1: int, r0: int, r1: int) -> None:
+        # in bands of output rows, with per-thread buffers: the whole-array version made a float64 copy of
+        # the padded input and a fresh map-sized temporary per tap (2048x2048: 0.25 -> 0.08 s, measured)
+        n = r1 - r0
+        src = xp[p0:p1, r0 * sh : (r1 - 1) * sh + m]
+        rows = scratch("blur-rows", (p1 - p0, n, wp), np.float64)
+        tmp = scratch("blur-tmp", (p1 - p0, n, wp), np.float64)
+        for k, t in enumerate(taps):  # along H, only the rows that are kept
+            np.multiply(src[:, k : k + (n - 1) * sh + 1 : sh, :], t, out=rows if k == 0 else tmp)
+            if k:
+                np.add(rows, tmp, out=rows)
+        cols = scratch("blur-cols", (p1 - p0, n, ow), np.float64)
+        tmp = tmp[..., :ow]
+        for k, t in enumerate(taps):  # along W
+            np.multiply(rows[:, :, k : k + (ow - 1) * sw + 1 : sw], t, out=cols if k == 0 else tmp)
+            if k:
+                np.add(cols, tmp, out=cols)
+        out[p0:p1, r0:r1] = cols  # to the input's dtype, rounded once
+
+    run_bands(work, p, oh, wp * 8 * sh, xp.size)
+    return out
 
 
 def _max_stage(a: np.ndarray, size: tuple[int, int], padding: Any, dilation: Any, circular: bool) -> np.ndarray:
