@@ -1001,18 +1001,26 @@ class _Geometry:
 
     def tile(self, plane: np.ndarray, how: str = "mean") -> np.ndarray:
         """The overview of one map at the common scale, as float64."""
-        small = reduce_map(plane, self.down, how)
+        return self.enlarge(reduce_map(plane, self.down, how))
+
+    def enlarge(self, small: np.ndarray) -> np.ndarray:
+        """``small`` (a map reduced by ``down``) enlarged by ``up``: each pixel an ``up x up`` block.
+
+        Shade first, then enlarge the gray levels (the same pixels: a 64x64 input's tiles are shaded
+        at 64x64, not at 256x256).
+        """
         if self.up > 1:
             small = np.repeat(np.repeat(small, self.up, axis=0), self.up, axis=1)
         return small
 
     def pick_zoom(self, gray_small: np.ndarray) -> None:
-        """The region of the input with the most structure (gradient energy), from its reduced overview."""
+        """The region of the input with the most structure (gradient energy), from its overview reduced by
+        ``down`` (never enlarged: an enlarged overview has no zoom row to choose for)."""
         if self.zoom is not None or not self.wants_zoom:
             return
         side = min(_ZOOM_REGION, self.H, self.W)
         k = max(1, min(round(side / self.down), *gray_small.shape))
-        g = np.nan_to_num(gray_small[:: self.up, :: self.up] if self.up > 1 else gray_small)
+        g = np.nan_to_num(gray_small)
         # on a coarser grid (about 8 cells per region side): edges and shapes, not pixel noise
         coarse = max(1, k // 8)
         g, k = reduce_map(g, coarse), max(1, k // coarse)
@@ -1117,17 +1125,17 @@ def _input_column(image: np.ndarray, geo: _Geometry) -> _Column:
     planes = image[:3] if image.shape[0] >= 3 else image[:1]
     rng = _union(finite_range(p) for p in planes)
     lo, hi = display_range(rng, None)
-    small = [geo.tile(p) for p in planes]
+    small = [reduce_map(p, geo.down) for p in planes]  # at the reduced scale; enlarged once shaded
     gray = sum(small) / len(small)
     geo.pick_zoom(gray)
-    shaded = [shade(s, lo, hi) for s in small]
+    shaded = [geo.enlarge(shade(s, lo, hi)) for s in small]
     col.tiles[0] = np.stack(shaded, axis=-1) if len(shaded) == 3 else _rgb(shaded[0])
     col.captions[0] = f"{_num(rng[0])} .. {_num(rng[1])}" if rng else "no finite value"
     if geo.wants_zoom:
         crops = [geo.zoom_shaded(p, lo, hi) for p in planes]
         col.zoom = np.stack(crops, axis=-1) if len(crops) == 3 else _rgb(crops[0])
         x, y, w, h = geo.zoom
-        col.zoom_caption = f"x={x} y={y} {w}x{h}"
+        col.zoom_caption = f"x={x} y={y} w={w} h={h}"  # the --zoom region; the maps: rows x columns
         t = col.tiles[0].copy()
         d, u = geo.down, geo.up
         x0, y0 = x * u // d, y * u // d
@@ -1165,7 +1173,7 @@ def _stage_columns(image, parts, geo, max_channels, normalize, channel_names):
         names = list(info.get("channels", []))
         for c, rng in enumerate(ranges):
             lo, hi = display_range(stages[c] if normalize == "shared" else rng, context[c])
-            col.tiles[c] = shade(geo.tile(maps[c], how), lo, hi)
+            col.tiles[c] = geo.enlarge(shade(reduce_map(maps[c], geo.down, how), lo, hi))
             text = f"{_num(rng[0])} .. {_num(rng[1])}" if rng else "no finite value"
             if c < len(names) and str(names[c]) != row_names[c]:
                 text = f"{names[c]}: {text}"

@@ -88,6 +88,10 @@ CASES: list[tuple[str, list[str]]] = [
                                  "--shifts", "0:5"]),
     ("invariance-family", ["invariance", "in/texture.png", "-q", "--out", "o", "--shifts", "0:3",
                            "--compare", "min,lp,median,mixed,softpool,gem,stochastic"]),
+    # a 48x64 input: the montage enlarges its tiles (4x) and shades them before enlarging
+    ("tiny-enlarged", ["run", "small/tiny.png", "-q", "--out", "o", "--stack", "sobel | max(2) | max(2)"]),
+    ("tiny-enlarged-zoom", ["run", "small/tiny.png", "-q", "--out", "o", "--color", "keep", "--pool", "max",
+                            "--zoom", "10,8,20,12"]),
     ("invariance-crop-grid", ["invariance", "in/shapes.png", "-q", "--out", "o", "--shifts", "0:2",
                               "--direction", "grid", "--shift-mode", "crop", "--compare", "max,blurpool"]),
 ]
@@ -133,6 +137,9 @@ def _scratch(root: Path) -> None:
     (root / "in").mkdir(parents=True)
     for name in SAMPLES:
         shutil.copy2(ROOT / "sample_images" / name, root / "in" / name)
+    (root / "small").mkdir()
+    with Image.open(ROOT / "sample_images" / "scene.png") as im:
+        im.convert("RGB").crop((100, 60, 164, 108)).save(root / "small" / "tiny.png")
     w = np.array([[0.1, 0.2], [0.3, 0.4]], dtype=np.float64)
     np.save(root / "w.npy", w)
     (root / "stack.toml").write_text(
