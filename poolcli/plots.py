@@ -173,8 +173,8 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
     plt = _pyplot()
     stages = [(i, s) for i, s in f["stages"] if i not in f["zero"]] or f["stages"][-1:]
     xs = [max(dy, dx, key=abs) for dy, dx in f["shifts"]]
-    cols = min(len(stages), 4)
-    rows = -(-len(stages) // cols)
+    rows = -(-len(stages) // 4)  # at most 4 panels a row, the rows filled evenly (6 stages: 3 + 3, not 4 + 2)
+    cols = -(-len(stages) // rows)
     fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.0 * rows + 0.6), squeeze=False, sharey=True)
     for k, (index, spec) in enumerate(stages):
         ax = axes[k // cols][k % cols]

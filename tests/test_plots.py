@@ -138,6 +138,20 @@ def test_the_legend_never_covers_a_panel(monkeypatch, n_methods, n_stages, input
     assert box.height <= max(a.get_window_extent(renderer).height for a in panels) * (-(-n_stages // 4)) + 60
 
 
+@pytest.mark.parametrize("n_stages, grid", [(1, (1, 1)), (4, (1, 4)), (5, (2, 3)), (6, (2, 3)), (7, (2, 4)),
+                                             (9, (3, 3)), (10, (3, 4))])
+def test_stage_panels_fill_their_rows_evenly(monkeypatch, n_stages, grid):
+    """At most four panels a row, the rows filled evenly: VGG's six drawn stages are 3 + 3 panels (they were
+    4 + 2, with two empty slots beside the second row)."""
+    fig, _ = _figure_of(monkeypatch, many(["max", "avg"], n_stages))
+    panels = [a for a in fig.axes if a.get_title()]
+    assert len(panels) == n_stages
+    rows = sorted({round(a.get_position().y0, 3) for a in panels}, reverse=True)
+    cols = sorted({round(a.get_position().x0, 3) for a in panels})
+    assert (len(rows), len(cols)) == grid
+    assert len([a for a in fig.axes if not a.axison]) == grid[0] * grid[1] - n_stages  # the empty slots
+
+
 def test_the_figure_grows_to_hold_the_legend_the_panels_keep_their_width(monkeypatch):
     one, r1 = _figure_of(monkeypatch, many(["max"], 1))
     monkeypatch.undo()
