@@ -551,6 +551,15 @@ class _Dask:
         self.workers = nthreads or workers
         self.futures: set = set()
         self.pending: dict[Any, int] = {}
+        self.note: Callable[[str], None] | None = None  # set by the driver: where "waiting for a worker" goes
+        # seconds without any result and without a worker before the run says that it waits for one
+        self.idle_note = float(os.environ.get("POOLCLI_DASK_IDLE_NOTE", "10"))
+
+    def _no_worker(self) -> bool:
+        try:
+            return not self.client.nthreads()
+        except Exception:  # the scheduler itself is unreachable now: the next result says so
+            return False
 
     def run(self, fn: Callable, jobs: Iterator) -> Iterator[tuple[int, dict]]:
         import uuid
@@ -566,9 +575,25 @@ class _Dask:
             return fut
 
         def wait_one(pending):
-            fut = next(ac)
-            self.futures.discard(fut)
-            return [fut]
+            # a cluster whose workers are all gone (or not yet started) runs nothing and says nothing: the run
+            # says that it waits for a worker, and that it goes on when one connects
+            waiting = False
+            while True:
+                try:
+                    distributed.wait(list(self.futures), timeout=self.idle_note, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    if not waiting and self.note is not None and self._no_worker():
+                        self.note("no Dask worker is connected to the scheduler: waiting for one "
+                                  "(Ctrl-C stops; --resume finishes what is left later)")
+                        waiting = True
+                    continue
+                except Exception:  # e.g. a cancelled future: as_completed hands it over, result() says what
+                    pass
+                fut = next(ac)
+                self.futures.discard(fut)
+                if waiting and self.note is not None:
+                    self.note("a Dask worker is connected: going on")
+                return [fut]
 
         def result(fut) -> dict:
             try:
@@ -838,6 +863,8 @@ def _drive(
     try:
         executor = _executor(scheduler, workers, n_tasks, (type(job).__module__,))
         res.workers = executor.workers
+        if hasattr(executor, "note"):
+            executor.note = progress.note
         with progress:
             for index, outcome in executor.run(process_one, tracked()):
                 in_flight.discard(index)

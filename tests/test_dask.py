@@ -149,3 +149,62 @@ def test_unreachable_scheduler_fails_fast_with_exit_1(folder, tmp_path):
 def test_malformed_scheduler_is_a_usage_error(folder, tmp_path, address):
     r = invoke("run", folder / "a" / "b", "--out", tmp_path / "o", "--scheduler", address, "-q")
     assert r.exit_code == 2 and "--scheduler" in r.output
+
+
+def test_a_cluster_without_workers_says_it_waits_and_goes_on_when_one_connects(folder, tmp_path):
+    """A scheduler with no worker (all killed, or not started yet) ran nothing and printed nothing until
+    Ctrl-C: the run says that it waits for a worker, and goes on and finishes when one connects."""
+    import threading
+
+    d = tmp_path / "dask"
+    d.mkdir()
+    sched_file = d / "scheduler.json"
+    env = dict(SUBPROCESS_ENV)
+    log = open(d / "cluster.log", "w")
+    procs: list[subprocess.Popen] = []
+    run = None
+    try:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--no-dashboard", "--scheduler-file", str(sched_file)], cwd=d, env=env, stdout=log,
+            stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + START_TIMEOUT
+        address = None
+        while address is None:
+            assert procs[0].poll() is None and time.monotonic() < deadline, (d / "cluster.log").read_text()[-2000:]
+            try:
+                address = json.loads(sched_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "poolcli", "run", str(folder), "--out", str(tmp_path / "out"), "--scheduler",
+             address],
+            env={**env, "POOLCLI_DASK_IDLE_NOTE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: list[str] = []
+        said = threading.Event()
+
+        def read() -> None:
+            for line in run.stdout:
+                lines.append(line)
+                if "no Dask worker is connected" in line:
+                    said.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert said.wait(START_TIMEOUT), "".join(lines)[-2000:]
+        assert not list((tmp_path / "out").rglob("record.json"))  # nothing ran meanwhile
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny",
+             "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(d / "w")],
+            cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT))
+        assert run.wait(timeout=240) == 1, "".join(lines)[-3000:]  # the folder's broken files fail, the rest runs
+        reader.join(timeout=10)
+        text = "".join(lines)
+        assert "a Dask worker is connected: going on" in text
+        assert text.count("no Dask worker is connected") == 1
+        assert len(list((tmp_path / "out").rglob("record.json"))) == 20  # every good image of the folder
+    finally:
+        if run is not None and run.poll() is None:
+            run.kill()
+        _stop(procs)
+        log.close()
