@@ -157,10 +157,13 @@ def pad(
         # tiles for 2048x2048), instead of two index gathers (2048x2048 padded by 1: 46 -> 8 ms, measured).
         p = planes.shape[0]
         r_idx, c_idx = index_map(np.arange(*rows), h, mode), index_map(np.arange(*cols), w, mode)
+        r_runs, c_runs = _runs(r_idx), _runs(c_idx)
+        if len(r_runs) * len(c_runs) > 64:  # pads many times the side of a tiny map: the gathers are cheaper
+            return planes[:, r_idx][:, :, c_idx]
         out = np.empty((len(c_idx), len(r_idx), p), dtype=planes.dtype).transpose(2, 1, 0)
         t = _TILE
-        for r0, r1, s0 in _runs(r_idx):
-            for c0, c1, t0 in _runs(c_idx):
+        for r0, r1, s0 in r_runs:
+            for c0, c1, t0 in c_runs:
                 for i in range(r0, r1, t):
                     i1 = min(r1, i + t)
                     for j in range(c0, c1, t):
