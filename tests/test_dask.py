@@ -36,32 +36,38 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         stop(p)
 
 
+def _start_scheduler(d: Path, env: dict, log, procs: list[subprocess.Popen]) -> str:
+    """Start ``dask scheduler`` on loopback (appended to ``procs``); its ``tcp://127.0.0.1:PORT``."""
+    sched_file = d / "scheduler.json"
+    procs.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--no-dashboard", "--scheduler-file", str(sched_file)],
+            cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    address = None
+    while address is None:
+        if procs[-1].poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the dask scheduler did not start: {(d / 'cluster.log').read_text()[-2000:]}")
+        try:
+            address = json.loads(sched_file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.1)
+    assert address.startswith("tcp://127.0.0.1:")
+    return address
+
+
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
     """``tcp://127.0.0.1:PORT`` of a scheduler with two single-threaded workers."""
     d = tmp_path_factory.mktemp("dask")
-    sched_file = d / "scheduler.json"
     env = dict(SUBPROCESS_ENV)
     log = open(d / "cluster.log", "w")
     procs: list[subprocess.Popen] = []
     try:
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                 "--no-dashboard", "--scheduler-file", str(sched_file)],
-                cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        address = None
-        while address is None:
-            if procs[0].poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the dask scheduler did not start: {(d / 'cluster.log').read_text()[-2000:]}")
-            try:
-                address = json.loads(sched_file.read_text())["address"]
-            except (OSError, ValueError, KeyError):
-                time.sleep(0.1)
-        assert address.startswith("tcp://127.0.0.1:")
+        address = _start_scheduler(d, env, log, procs)
         for i in range(2):
             procs.append(
                 subprocess.Popen(
@@ -158,24 +164,12 @@ def test_a_cluster_without_workers_says_it_waits_and_goes_on_when_one_connects(f
 
     d = tmp_path / "dask"
     d.mkdir()
-    sched_file = d / "scheduler.json"
     env = dict(SUBPROCESS_ENV)
     log = open(d / "cluster.log", "w")
     procs: list[subprocess.Popen] = []
     run = None
     try:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-             "--no-dashboard", "--scheduler-file", str(sched_file)], cwd=d, env=env, stdout=log,
-            stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + START_TIMEOUT
-        address = None
-        while address is None:
-            assert procs[0].poll() is None and time.monotonic() < deadline, (d / "cluster.log").read_text()[-2000:]
-            try:
-                address = json.loads(sched_file.read_text())["address"]
-            except (OSError, ValueError, KeyError):
-                time.sleep(0.1)
+        address = _start_scheduler(d, env, log, procs)  # and no worker
         run = subprocess.Popen(
             [sys.executable, "-m", "poolcli", "run", str(folder), "--out", str(tmp_path / "out"), "--scheduler",
              address],
