@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import itertools
 import json
 import math
 import os
@@ -519,9 +520,13 @@ def has_workers() -> bool:
     return "--workers" in out.stdout
 
 
-def time_proc(cmd: list[str], repeats: int, warmup: int = 1, before: Callable[[], None] | None = None,
-              timev: bool = False, env: dict | None = None, cwd: str | None = None) -> dict:
+def time_proc(cmd: list[str] | Callable[[int], list[str]], repeats: int, warmup: int = 1,
+              before: Callable[[], None] | None = None, timev: bool = False, env: dict | None = None,
+              cwd: str | None = None) -> dict:
     """Median / min wall time of a whole process; with ``timev`` also its max RSS (/usr/bin/time -v).
+
+    ``cmd`` may be a function of the run's number (0, 1, ...) giving the command: e.g. a new output
+    folder for every run (see :func:`bench_e2e`).
 
     Each run starts after ``os.sync()``: on this machine a 200-image run writes about 460 MB, and its
     writeback (and that of deleting it) otherwise fell into the next run's time (system time of one and
@@ -533,12 +538,13 @@ def time_proc(cmd: list[str], repeats: int, warmup: int = 1, before: Callable[[]
         # every run starts with nothing left to write back: the previous run's hundreds of MB of outputs
         # (and their deletion by `before`) were otherwise written back during the next run, in its time
         os.sync()
-        full = (["/usr/bin/time", "-v"] + cmd) if timev else cmd
+        argv = cmd(i) if callable(cmd) else cmd
+        full = (["/usr/bin/time", "-v"] + argv) if timev else argv
         t0 = time.perf_counter()
         p = subprocess.run(full, capture_output=True, text=True, env=env, cwd=cwd)
         dt = time.perf_counter() - t0
         if p.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+            raise RuntimeError(f"{' '.join(argv)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
         if i >= warmup:
             ts.append(dt)
             if timev:
@@ -617,10 +623,15 @@ def bench_e2e(quick: bool, results: dict) -> None:
             if workers else [("poolcli", lean)]
         if not workers:
             NOTES.append("`poolcli run --help` has no --workers option: the end-to-end run is timed without it")
-        pc_out, t_out = work / "pc", work / "torch"
-        clean = lambda p: (lambda: shutil.rmtree(p, ignore_errors=True))  # noqa: E731
+        # Every timed run writes into a new folder, and nothing is deleted until all are timed: deleting a
+        # run's ~2,600 files made every file the next run created cost more (ext4 skips inodes deleted in
+        # the last minute when it allocates one: `recently_deleted` was 7% of a run's samples in `perf`),
+        # a cost of the benchmark itself that grew with the number of files a tool writes. Disk: about
+        # 0.5 GB per timed run, all removed at the end.
+        runs = itertools.count()
+        fresh = lambda: work / f"out{next(runs)}"  # noqa: E731
         rows = []
-        torch_cmd = [sys.executable, str(HERE / "e2e_torch.py"), str(src), str(t_out)]
+        torch_cmd = lambda i: [sys.executable, str(HERE / "e2e_torch.py"), str(src), str(fresh())]  # noqa: E731
         if torch is None:
             rec["torch"] = {"status": "skipped", "note": "torch not installed"}
         else:
@@ -633,7 +644,7 @@ def bench_e2e(quick: bool, results: dict) -> None:
             ok, why = _compare_e2e(work / "chk_pc", work / "chk_t")
             rec["check"] = why
             if ok:
-                t = time_proc(torch_cmd, reps, warmup=0, before=clean(t_out), timev=True)
+                t = time_proc(torch_cmd, reps, warmup=0, timev=True)
                 rec["torch"] = {"status": "ok", **t, "images_per_s": n / t["median"]}
             else:
                 rec["torch"] = {"status": "mismatch", "note": why}
@@ -652,8 +663,8 @@ def bench_e2e(quick: bool, results: dict) -> None:
             old = label.startswith("baseline")
             cmd = ([sys.executable, "-m", "poolcli"] + base[len(poolcli_exe()):]) if old else base
             env = {**os.environ, "PYTHONPATH": before} if old else None
-            t = time_proc(cmd + extra + ["-o", str(pc_out)], reps, warmup=0, before=clean(pc_out), timev=True, env=env,
-                          cwd=before if old else None)
+            t = time_proc(lambda i, cmd=cmd, extra=extra: cmd + extra + ["-o", str(fresh())], reps, warmup=0,
+                          timev=True, env=env, cwd=before if old else None)
             rec[label] = {"status": "ok", **t, "images_per_s": n / t["median"]}
         tips = rec["torch"].get("images_per_s", math.nan)
         for label in [v[0] for v in variants] + ["torch"]:
