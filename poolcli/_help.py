@@ -7,6 +7,13 @@ setting for this, so :func:`install` gives its help module a Table whose
 option-name columns never wrap or shrink; the metavar and help columns wrap
 (at 60 columns and less the metavar folds too, rather than cutting a name).
 
+Where the names and metavars leave the help text too narrow a column to read
+(fewer than :data:`MIN_HELP` cells: at 80 columns the Output panel's pairs such
+as ``--montage --no-montage`` beside ``[auto|kitty|sixel|blocks]`` left it 17,
+one or two words a line), the panel is printed as pip and git print theirs:
+each option's names and metavar on one line, its help below, indented, at the
+panel's full width.
+
 Imports: rich, typer (the CLI's own dependencies).
 """
 
@@ -14,12 +21,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+MIN_HELP = 32
+"""Narrowest help column (cells) printed beside the option names; narrower, the help goes below them."""
+_INDENT = 4
+
 
 class _HelpTable(Table):
-    """A help-panel table: every column but the last (the help text) keeps its full width."""
+    """A help-panel table: every column but the last (the help text) keeps its full width; when the help
+    column would be narrower than :data:`MIN_HELP`, each row's help goes below its names (:meth:`_stacked`)."""
 
     def add_row(self, *renderables: Any, **kwargs: Any) -> None:
         for r in renderables[-1:]:  # the help text: a Text, or Typer's Columns of Texts
@@ -34,6 +47,46 @@ class _HelpTable(Table):
             column.min_width = max(column.min_width or 0, width)  # the others give way first
         for column in self.columns[-2:]:  # the metavar and the help text: they give way in a narrow terminal,
             column.overflow = "fold"  # folding a long word rather than hiding it
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        if len(self.columns) > 2 and self.row_count and self._help_width(console, options) < MIN_HELP:
+            yield from self._stacked()
+            return
+        yield from super().__rich_console__(console, options)
+
+    def _help_width(self, console: Any, options: Any) -> int:
+        """The cells the help column gets beside the names (what Rich's own layout gives it)."""
+        try:
+            return self._calculate_column_widths(console, options)[-1]
+        except Exception:  # noqa: BLE001 - a Rich without this (private) method: keep its own layout
+            return MIN_HELP
+
+    def _stacked(self) -> Any:
+        """Each row as ``--name, -n / --no-name METAVAR`` on a line (Click's own notation), then its help
+        indented below it."""
+        for i in range(self.row_count):
+            cells = [_text(column._cells[i]) for column in self.columns]
+            names = cells[:-1]
+            if len(names) in (5, 6):  # Typer's option rows: [required], long, short, negative long and short, metavar
+                *required, long, short, neg_long, neg_short, metavar = names
+                head = _joined(" ", *required, _joined(" / ", _joined(", ", long, short), _joined(", ", neg_long, neg_short)),
+                               metavar)
+            else:
+                head = _joined(" ", *names)
+            head.overflow = "fold"
+            yield head
+            yield Padding(self.columns[-1]._cells[i], (0, 0, 0, _INDENT))
+
+
+def _text(cell: Any) -> Text:
+    if isinstance(cell, Text):
+        return cell
+    return Text.from_markup(cell) if isinstance(cell, str) else Text()
+
+
+def _joined(sep: str, *texts: Text) -> Text:
+    """The non-blank ``texts`` joined by ``sep`` (styles kept)."""
+    return Text(sep).join(t for t in texts if t.plain.strip())
 
 
 def install() -> None:

@@ -331,7 +331,7 @@ def _compare_help() -> str:
 
     names = modes_in("torch", "antialiased", "family")
     return ("Pooling methods to swap into the stack's pooling stages, side by side, e.g. max,avg,blurpool,aps; "
-            f"any of {','.join(names)}, with arguments in the stack language if wanted, e.g. "
+            f"any of {', '.join(names)}, with arguments in the stack language if wanted, e.g. "
             "\"max,blurpool(peer=kornia),aps(criterion=l1)\" (the stack keeps the window and stride).")
 
 

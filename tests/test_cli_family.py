@@ -397,7 +397,7 @@ def test_compare_help_lists_the_methods():
     result = runner.invoke(app, ["invariance", "--help"], env={"COLUMNS": "400"})
     assert result.exit_code == 0
     text = " ".join(result.output.split())
-    listed = re.search(r"any of ([a-z,]+)", text).group(1).split(",")
+    listed = re.search(r"any of ([a-z, ]+), with", text).group(1).split(", ")
     assert set(POOL_METHODS) <= set(listed)
 
 

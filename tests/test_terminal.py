@@ -53,6 +53,59 @@ def test_help_shows_every_option_name_whole(command, columns):
     assert missing == []
 
 
+@pytest.mark.parametrize("columns", [60, 80])
+def test_narrow_help_puts_the_help_below_the_names(columns):
+    """At 80 columns the Output panel's names and metavars left its help a 17-cell column (one or two words
+    a line): such a panel prints each option's names on a line and its help below, at the full width."""
+    out = poolcli("run", "--help", columns=columns).stdout
+    lines = [line.strip("│ ") for line in out.splitlines()]
+    at = lines.index("--montage / --no-montage")
+    assert lines[at + 1].startswith("Write a montage PNG per input.")
+    assert "--out, -o TEXT" in lines and "--preview-protocol [auto|kitty|sixel|blocks]" in lines
+    unpool = lines.index("--unpool / --no-unpool")
+    assert len(lines[unpool + 1]) >= columns - 20  # a whole line of words, not two
+    for line in out.splitlines():
+        assert len(line) <= columns
+
+
+def test_wide_help_keeps_the_table():
+    out = poolcli("run", "--help", columns=200).stdout
+    row = next(line for line in out.splitlines() if "--no-montage" in line)
+    assert re.search(r"--montage\s+--no-montage\s+Write a montage PNG per input", row)
+
+
+def test_help_table_stacks_only_what_is_too_narrow():
+    """_HelpTable on its own: beside the names while the help gets MIN_HELP cells, below them when not."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from poolcli._help import MIN_HELP, _HelpTable
+
+    def render(width: int) -> list[str]:
+        table = _HelpTable(show_header=False, expand=True, box=None, padding=(0, 1), pad_edge=False)
+        table.add_row(Text("--preview-protocol"), Text(""), Text("--no-preview-protocol"), Text(""),
+                      Text("[auto|kitty|sixel|blocks]"), Text("auto: what the terminal speaks, else half blocks."))
+        table.add_row(Text("--out"), Text("-o"), Text(""), Text(""), Text("TEXT"), Text("Output folder."))
+        console = Console(width=width, record=True, color_system=None)
+        console.print(table)
+        return [line.rstrip() for line in console.export_text().splitlines()]
+
+    stacked = ["--preview-protocol / --no-preview-protocol [auto|kitty|sixel|blocks]",
+               "    auto: what the terminal speaks, else half blocks.", "--out, -o TEXT", "    Output folder."]
+    layouts = []
+    for width in range(70, 160, 3):
+        lines = render(width)
+        if lines[0].startswith("--preview-protocol /"):
+            assert lines == stacked, width
+            layouts.append("stacked")
+        else:  # the table: the help column at least MIN_HELP cells wide
+            assert width - lines[0].index("auto:") >= MIN_HELP, width
+            assert lines[-1].startswith("--out") and lines[-1].endswith("Output folder."), width
+            layouts.append("table")
+    assert layouts[0] == "stacked" and layouts[-1] == "table"
+    assert layouts == sorted(layouts)  # stacked below one width, a table from it on
+
+
 def test_filters_and_modes_names_whole_in_a_pipe_and_at_80():
     from poolcli.filters import FILTERS
     from poolcli.pooling.modes import MODES
