@@ -89,13 +89,29 @@ def _run_input_view(rec: dict[str, Any], page_dir: str) -> dict[str, Any]:
     return {**rec, "stages": stages, "montage_rel": _rel(rec.get("montage"), page_dir)}
 
 
-def _thumbnail(rec: dict[str, Any]) -> str | None:
-    """The gallery's picture of an input: its most reduced map's first channel PNG, else its montage."""
+THUMB_BOX = (96, 72)
+"""The gallery thumbnail's box (CSS pixels): a map is drawn as large as fits, pixelated."""
+THUMB_MIN = 12
+"""Neither side of a thumbnail is drawn thinner than this: a 1x2500 map is a 96x12 bar, not a hairline."""
+
+
+def _thumbnail(rec: dict[str, Any]) -> tuple[str | None, tuple[int, int] | None]:
+    """The gallery's picture of an input: its most reduced map's first channel PNG (with the size to draw
+    it at, :func:`thumb_size`), else its montage (at its own size, within the box)."""
     stages = [s for s in rec.get("stages", []) if s.get("png")]
     if stages:
         best = max(stages, key=lambda s: (s.get("reduction", 1), s["index"]))
-        return best["png"][0]
-    return rec.get("montage")
+        shape = best.get("shape") or []
+        return best["png"][0], thumb_size(shape[-2], shape[-1]) if len(shape) >= 2 else None
+    return rec.get("montage"), None
+
+
+def thumb_size(height: int, width: int) -> tuple[int, int]:
+    """``(width, height)`` in CSS pixels to draw an ``height x width`` map in :data:`THUMB_BOX`: scaled
+    (up or down) to fit, the aspect kept, except that no side is thinner than :data:`THUMB_MIN`."""
+    box_w, box_h = THUMB_BOX
+    scale = min(box_w / max(1, width), box_h / max(1, height))
+    return (min(box_w, max(THUMB_MIN, round(width * scale))), min(box_h, max(THUMB_MIN, round(height * scale))))
 
 
 def write_run_html(out_dir: Path, report: dict[str, Any]) -> list[str]:
@@ -115,7 +131,8 @@ def write_run_html(out_dir: Path, report: dict[str, Any]) -> list[str]:
             **common, rec=_run_input_view(rec, page_dir), back=_rel(HTML_NAME, page_dir))
         written.append(_write(out_dir, rel, page))
         last = rec["stages"][-1] if rec.get("stages") else {}
-        rows.append({"k": k, "path": rec["path"], "page": rel, "thumb": _thumbnail(rec), "status": "ok",
+        thumb, size = _thumbnail(rec)
+        rows.append({"k": k, "path": rec["path"], "page": rel, "thumb": thumb, "thumb_size": size, "status": "ok",
                      "reduction": last.get("reduction"), "seconds": rec.get("seconds"), "shape": last.get("shape"),
                      "worst": None})
     for f in report.get("failures", []):

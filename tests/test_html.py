@@ -128,6 +128,44 @@ def test_run_batch_report_loads_offline_sorts_and_screenshots(browser, tmp_path)
     sub.screenshot(path=str(tmp_path / "input.png"), full_page=True)
 
 
+def test_gallery_thumbnails_of_strips_and_tiny_maps_are_visible(browser, tmp_path):
+    """A 3x5000 input's last map (1x2500) was drawn as a hairline and a 5x5 map at 5x5 pixels: every
+    thumbnail is drawn as large as fits its box, no side thinner than THUMB_MIN."""
+    from poolcli.html import THUMB_BOX, THUMB_MIN
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for name, shape in [("wide", (3, 5000)), ("tall", (5000, 3)), ("tiny", (10, 10)), ("photo", (300, 451))]:
+        Image.fromarray((rng.random(shape) * 255).astype(np.uint8)).save(folder / f"{name}.png")
+    out = tmp_path / "out"
+    invoke("run", folder, "--stack", "sobel | max(2)", "-o", out, "-q", "--html", "--workers", "1")
+    page, _, _ = open_page(browser, out / "report.html")
+    boxes = page.eval_on_selector_all(
+        "#gallery img.thumb", "els => els.map(e => [e.alt, e.getBoundingClientRect().width, e.getBoundingClientRect().height])")
+    drawn = {Path(alt).stem: (w, h) for alt, w, h in boxes}
+    assert set(drawn) == {"wide", "tall", "tiny", "photo"}
+    for name, (w, h) in drawn.items():  # the border adds 2 px
+        assert min(w, h) - 2 >= THUMB_MIN and w - 2 <= THUMB_BOX[0] and h - 2 <= THUMB_BOX[1], (name, w, h)
+    assert drawn["wide"][0] - 2 == THUMB_BOX[0] and drawn["tall"][1] - 2 == THUMB_BOX[1]
+    assert drawn["tiny"] == (THUMB_BOX[1] + 2, THUMB_BOX[1] + 2)  # 5x5, enlarged to the box's height
+    assert abs((drawn["photo"][0] - 2) / (drawn["photo"][1] - 2) - 451 / 300) < 0.03  # a photo keeps its aspect
+
+
+def test_thumb_size_fits_the_box_and_keeps_strips_visible():
+    from poolcli.html import THUMB_BOX, THUMB_MIN, thumb_size
+
+    assert thumb_size(120, 160) == THUMB_BOX
+    assert thumb_size(5, 5) == (THUMB_BOX[1], THUMB_BOX[1])
+    assert thumb_size(1, 2500) == (THUMB_BOX[0], THUMB_MIN)
+    assert thumb_size(2500, 1) == (THUMB_MIN, THUMB_BOX[1])
+    for h in (1, 2, 7, 72, 300, 5000):
+        for w in (1, 3, 96, 451, 6000):
+            tw, th = thumb_size(h, w)
+            assert THUMB_MIN <= tw <= THUMB_BOX[0] and THUMB_MIN <= th <= THUMB_BOX[1]
+            assert tw == THUMB_BOX[0] or th == THUMB_BOX[1]  # as large as fits
+
+
 def test_invariance_report_loads_offline(browser, tmp_path):
     pytest.importorskip("matplotlib")
     folder = tmp_path / "in"
