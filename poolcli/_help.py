@@ -58,7 +58,7 @@ class _HelpTable(Table):
         """The cells the help column gets beside the names (what Rich's own layout gives it)."""
         try:
             return self._calculate_column_widths(console, options)[-1]
-        except Exception:  # noqa: BLE001 - a Rich without this (private) method: keep its own layout
+        except AttributeError:  # a Rich without this (private) method: keep its own layout
             return MIN_HELP
 
     def _stacked(self) -> Any:
@@ -69,8 +69,8 @@ class _HelpTable(Table):
             names = cells[:-1]
             if len(names) in (5, 6):  # Typer's option rows: [required], long, short, negative long and short, metavar
                 *required, long, short, neg_long, neg_short, metavar = names
-                head = _joined(" ", *required, _joined(" / ", _joined(", ", long, short), _joined(", ", neg_long, neg_short)),
-                               metavar)
+                flags = _joined(" / ", _joined(", ", long, short), _joined(", ", neg_long, neg_short))
+                head = _joined(" ", *required, flags, metavar)
             else:
                 head = _joined(" ", *names)
             head.overflow = "fold"

@@ -142,7 +142,8 @@ def test_gallery_thumbnails_of_strips_and_tiny_maps_are_visible(browser, tmp_pat
     invoke("run", folder, "--stack", "sobel | max(2)", "-o", out, "-q", "--html", "--workers", "1")
     page, _, _ = open_page(browser, out / "report.html")
     boxes = page.eval_on_selector_all(
-        "#gallery img.thumb", "els => els.map(e => [e.alt, e.getBoundingClientRect().width, e.getBoundingClientRect().height])")
+        "#gallery img.thumb",
+        "els => els.map(e => [e.alt, e.getBoundingClientRect().width, e.getBoundingClientRect().height])")
     drawn = {Path(alt).stem: (w, h) for alt, w, h in boxes}
     assert set(drawn) == {"wide", "tall", "tiny", "photo"}
     for name, (w, h) in drawn.items():  # the border adds 2 px
