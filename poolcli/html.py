@@ -114,6 +114,20 @@ def thumb_size(height: int, width: int) -> tuple[int, int]:
     return (min(box_w, max(THUMB_MIN, round(width * scale))), min(box_h, max(THUMB_MIN, round(height * scale))))
 
 
+def _row(k: int, path: str, *, page: str | None = None, thumb: str | None = None,
+         thumb_size: tuple[int, int] | None = None, status: str = "ok", reduction: float | None = None,
+         seconds: float | None = None, shape: Any = None, worst: Any = None, **extra: Any) -> dict[str, Any]:
+    """One row of a gallery table (gallery.html.j2, invariance.html.j2): every key, None where it has none."""
+    return {"k": k, "path": path, "page": page, "thumb": thumb, "thumb_size": thumb_size, "status": status,
+            "reduction": reduction, "seconds": seconds, "shape": shape, "worst": worst, **extra}
+
+
+def _failure_rows(report: dict[str, Any], start: int) -> list[dict[str, Any]]:
+    """The gallery rows of the report's failed inputs, numbered from ``start``."""
+    return [_row(start + i, f.get("path", ""), status="failed", error=f.get("error", ""))
+            for i, f in enumerate(report.get("failures", []))]
+
+
 def write_run_html(out_dir: Path, report: dict[str, Any]) -> list[str]:
     """report.html (and, for several inputs, ``<input folder>/report.html`` each); the names written."""
     env = _env()
@@ -132,12 +146,9 @@ def write_run_html(out_dir: Path, report: dict[str, Any]) -> list[str]:
         written.append(_write(out_dir, rel, page))
         last = rec["stages"][-1] if rec.get("stages") else {}
         thumb, size = _thumbnail(rec)
-        rows.append({"k": k, "path": rec["path"], "page": rel, "thumb": thumb, "thumb_size": size, "status": "ok",
-                     "reduction": last.get("reduction"), "seconds": rec.get("seconds"), "shape": last.get("shape"),
-                     "worst": None})
-    for f in report.get("failures", []):
-        rows.append({"k": len(rows), "path": f.get("path", ""), "page": None, "thumb": None, "status": "failed",
-                     "reduction": None, "seconds": None, "shape": None, "worst": None, "error": f.get("error", "")})
+        rows.append(_row(k, rec["path"], page=rel, thumb=thumb, thumb_size=size, reduction=last.get("reduction"),
+                         seconds=rec.get("seconds"), shape=last.get("shape")))
+    rows += _failure_rows(report, len(rows))
     page = env.get_template("gallery.html.j2").render(**common, rows=rows, kind="run")
     return [_write(out_dir, HTML_NAME, page)] + written
 
@@ -180,10 +191,7 @@ def write_invariance_html(out_dir: Path, report: dict[str, Any], pictures: list[
         page = env.get_template("invariance_input.html.j2").render(
             **common, name=name, d=d, picture=_rel(pic, page_dir), back=_rel(HTML_NAME, page_dir))
         written.append(_write(out_dir, rel, page))
-        rows.append({"k": k, "path": name, "page": rel, "thumb": pic, "status": "ok", "reduction": None,
-                     "seconds": None, "shape": None, "worst": d["worst"]})
-    for f in report.get("failures", []):
-        rows.append({"k": len(rows), "path": f.get("path", ""), "page": None, "thumb": None, "status": "failed",
-                     "reduction": None, "seconds": None, "shape": None, "worst": None, "error": f.get("error", "")})
+        rows.append(_row(k, name, page=rel, thumb=pic, worst=d["worst"]))
+    rows += _failure_rows(report, len(rows))
     page = env.get_template("invariance.html.j2").render(**common, rows=rows, pictures=pictures, kind="invariance")
     return [_write(out_dir, HTML_NAME, page)] + written
