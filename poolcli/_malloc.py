@@ -43,9 +43,10 @@ def bound_heap(threshold: int = 4 << 20, trim: int = 64 << 20) -> bool:
     _done = True
     try:
         import ctypes
-        import ctypes.util
 
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the process's own symbols (glibc's among them): ctypes.util.find_library("c") runs `ldconfig -p`
+        # in a subprocess, in every worker process (about 5 ms each)
+        libc = ctypes.CDLL(None)
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim))
     except (ImportError, OSError, AttributeError):  # not glibc (or no ctypes): malloc as it is
         return False

@@ -903,3 +903,49 @@ def test_zoom_outside_an_image_fails_that_image_in_one_line(tmp_path, capsys):
     assert (out / "large_png" / "montage.png").is_file()
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["processed"] == 1 and report["summary"]["failed"] == 1
+
+
+BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def test_main_keeps_blas_to_one_thread_unless_the_user_chose(monkeypatch):
+    for var in BLAS_VARS:
+        monkeypatch.delenv(var, raising=False)  # restored after the test, whatever main sets
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    import os
+
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1" and os.environ["OMP_NUM_THREADS"] == "1"
+    assert os.environ["MKL_NUM_THREADS"] == "3"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc (Linux)")
+def test_cli_process_starts_no_blas_threads():
+    # OpenBLAS starts a thread per core when NumPy is imported; they spun beside the pool's workers
+    code = ("import os, sys\nfrom poolcli.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "import numpy\nprint(len(os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in SUBPROCESS_ENV.items() if k not in BLAS_VARS}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split()[-1] == "1"
+
+
+def test_bound_heap_runs_no_subprocess(monkeypatch):
+    # ctypes.util.find_library("c") runs `ldconfig -p`: a fork and exec in every worker process
+    import ctypes.util
+    import sys as _sys
+
+    from poolcli import _malloc
+
+    def no_subprocess(name):
+        raise AssertionError("find_library called")
+
+    monkeypatch.setattr(ctypes.util, "find_library", no_subprocess)
+    monkeypatch.setattr(_malloc, "_done", False)
+    for var in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(var, raising=False)
+    import platform
+
+    glibc = _sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert _malloc.bound_heap() is glibc  # set through the process's own symbols
