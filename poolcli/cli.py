@@ -312,7 +312,7 @@ def _methods(compare: Optional[str], st) -> tuple[str, ...]:
     if bad or not methods:
         raise UsageError(
             f"--compare: invalid value {compare!r}: unknown method(s) {', '.join(bad) or '(none)'}; "
-            f"known: {', '.join(POOL_METHODS)}"
+            f"known: {', '.join(_compare_names())}"
         )
     if not any(s.kind == "pool" for s in st.stages):
         raise UsageError("--compare needs a stack with at least one pooling stage to swap")
@@ -326,10 +326,16 @@ def _methods(compare: Optional[str], st) -> tuple[str, ...]:
     return tuple(dict.fromkeys(methods))
 
 
-def _compare_help() -> str:
+def _compare_names() -> tuple[str, ...]:
+    """The methods ``--compare`` takes, as its help and its error list them (quantile included: it names
+    the q it needs when given without one)."""
     from .pooling.modes import modes_in
 
-    names = modes_in("torch", "antialiased", "family")
+    return tuple(modes_in("torch", "antialiased", "family"))
+
+
+def _compare_help() -> str:
+    names = _compare_names()
     return ("Pooling methods to swap into the stack's pooling stages, side by side, e.g. max,avg,blurpool,aps; "
             f"any of {', '.join(names)}, with arguments in the stack language if wanted, e.g. "
             "\"max,blurpool(peer=kornia),aps(criterion=l1)\" (the stack keeps the window and stride).")

@@ -194,6 +194,19 @@ def test_compare_names_what_is_wrong_with_a_method(tmp_path, noise_png, compare,
     assert not (tmp_path / "x").exists()
 
 
+def test_compare_error_lists_the_methods_its_help_lists(tmp_path, noise_png):
+    """The list after "known:" is the one in --help (quantile was missing from the error's)."""
+    from poolcli.cli import _compare_help
+
+    res = runner.invoke(app, ["invariance", str(noise_png), "--compare", "max,all", "--shifts", "1",
+                              "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2, res.output
+    known = res.output.split("known: ", 1)[1].split()
+    listed = _compare_help().split("any of ", 1)[1].split(", with arguments", 1)[0]
+    assert [m.strip(",") for m in known] == listed.split(", ")
+    assert "quantile" in listed
+
+
 def test_compare_quantile_with_its_q_runs(tmp_path, noise_png):
     rep = invariance(tmp_path, str(noise_png), "--compare", "max,quantile(q=0.75)", "--shifts", "1")
     assert list(rep["methods"]) == ["max", "quantile(q=0.75)"]
