@@ -176,6 +176,7 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
     rows = -(-len(stages) // 4)  # at most 4 panels a row, the rows filled evenly (6 stages: 3 + 3, not 4 + 2)
     cols = -(-len(stages) // rows)
     fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.0 * rows + 0.6), squeeze=False, sharey=True)
+    drawn: dict[str, list] = {m: [] for m in f["methods"]}  # per method: (panel, xs, curve, its top) for the y-scale
     for k, (index, spec) in enumerate(stages):
         ax = axes[k // cols][k % cols]
         for method in f["methods"]:
@@ -183,12 +184,15 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
             vals = [np.array(f["cell"].get((method, index, s), [np.nan]), dtype=float) for s in f["shifts"]]
             mean = np.array([v.mean() for v in vals])
             ax.plot(xs, mean, marker=method_marker(method), ms=4, color=colour, linestyle=style, label=method)
+            top = mean
             if f["n"] > 1:
                 if band == "std":
                     lo, hi = mean - [v.std() for v in vals], mean + [v.std() for v in vals]
                 else:
                     lo, hi = [v.min() for v in vals], [v.max() for v in vals]
                 ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, linewidth=0)
+                top = np.fmax(mean, np.asarray(hi, dtype=float))
+            drawn[method].append((ax, xs, mean, top))
         ax.set_title(f"stage {index}: " + ("pooling (per method)" if index in f["pooled"] else spec), fontsize=8)
         ax.set_xlabel("shift (px)")
         _integer_ticks(ax, xs)
@@ -196,6 +200,7 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
     for k in range(len(stages), rows * cols):
         axes[k // cols][k % cols].axis("off")
     axes[0][0].set_ylabel("equiv_rel_l2" + (" (mean)" if f["n"] > 1 else ""))
+    off = _scale_without_outliers(drawn)
     _legend_beside(axes[0][cols - 1], *axes[0][0].get_legend_handles_labels(), room=3.0 * rows - 0.5)
     head = title + (f"  (n={f['n']} images)" if f["n"] > 1 else "")
     if head:
@@ -209,17 +214,73 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
     fig.tight_layout(rect=(0, bottom, 1, 1))  # the legend counts: the panels leave it room on the right
     panels = [axes[k // cols][k % cols] for k in range(len(stages))]
     under = _hidden_under(panels, f["methods"])
-    if under:  # say where a line is that another one covers everywhere (nearly equal values)
+    if under or off:  # say where a line is that another one covers everywhere (nearly equal values)
         legend = axes[0][cols - 1].get_legend()
         renderer = fig.canvas.get_renderer()
         before = legend.get_window_extent(renderer).width
         for text, method in zip(legend.get_texts(), f["methods"]):
-            if method in under:
-                text.set_text(f"{method} (under {', '.join(under[method])})")
+            notes = [f"under {', '.join(under[method])}"] if method in under else []
+            notes += [f"off scale: up to {off[method]:.3g}"] if method in off else []
+            if notes:
+                text.set_text(f"{method} ({'; '.join(notes)})")
         grow = legend.get_window_extent(renderer).width - before
         fig.set_size_inches(fig.get_figwidth() + grow / fig.dpi, fig.get_figheight())
         fig.tight_layout(rect=(0, bottom, 1, 1))
     return _png(fig)
+
+
+def _outliers(peaks: dict[str, float], ratio: float = 3.0) -> list[str]:
+    """The methods whose highest values are more than ``ratio`` times every other method's, when fewer than
+    half of the methods are: on a scale that holds them, the others' curves would lie flat along the zero
+    line (``min`` on a smooth image: 7.3 against 0.1-0.7 for the twelve others).
+
+    >>> _outliers({"max": 0.5, "avg": 0.7, "min": 7.3, "aps": 0.0})
+    ['min']
+    >>> _outliers({"max": 0.5, "min": 7.3}), _outliers({"max": 0.5, "avg": 0.7, "aps": 0.2})
+    ([], [])
+    """
+    order = sorted(((p, m) for m, p in peaks.items() if p == p), reverse=True)
+    for i in range(len(order) - 1):
+        if 2 * (i + 1) >= len(order):
+            break
+        if order[i + 1][0] > 0 and order[i][0] > ratio * order[i + 1][0]:
+            return [m for _, m in order[: i + 1]]
+    return []
+
+
+def _scale_without_outliers(drawn: dict[str, list]) -> dict[str, float]:
+    """Scale the (shared) y-axis to the methods that are not :func:`_outliers` (their curves and bands whole);
+    the outliers' lines leave the panels at the top, and each panel marks where, in the method's colour:
+    ``↑ min 7.31`` at the curve's highest point. ``drawn``: per method, (panel, xs, curve, top) with top the
+    curve or its band's top. Returns ``{outlier: its curve's highest value}`` for the legend (empty: the axis
+    as Matplotlib chose it)."""
+    import numpy as np
+
+    def peak(parts, which: int) -> float:
+        return max((float(np.nanmax(p[which])) for p in parts if np.isfinite(p[which]).any()), default=float("nan"))
+
+    peaks = {m: peak(parts, 3) for m, parts in drawn.items()}
+    off = _outliers(peaks)
+    if not off:
+        return {}
+    rest = [float(np.nanmin(p[2])) for m, parts in drawn.items() if m not in off for p in parts
+            if np.isfinite(p[2]).any()]
+    lo, hi = min(rest + [0.0]), max(p for m, p in peaks.items() if m not in off and p == p)
+    span = hi - lo
+    top = hi + 0.3 * span  # room above the others' curves for the marks
+    axes = {id(p[0]): p[0] for parts in drawn.values() for p in parts}
+    for ax in axes.values():  # shared: each panel the same
+        ax.set_ylim(lo - 0.05 * span, top)
+    for k, method in enumerate(off):
+        colour = method_style(method, list(drawn))[0]
+        for ax, xs, values, _ in drawn[method]:
+            if not np.isfinite(values).any() or np.nanmax(values) <= top:
+                continue
+            j = int(np.nanargmax(values))
+            ax.annotate(f"\u2191 {method} {values[j]:.3g}", xy=(xs[j], 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(0, -3 - 9 * k), textcoords="offset points", ha="center", va="top", fontsize=7,
+                        color=colour, clip_on=True)
+    return {m: peak(drawn[m], 2) for m in off}
 
 
 def _hidden_under(panels: list, methods: list[str], tolerance_pt: float = 1.0) -> dict[str, list[str]]:
@@ -301,7 +362,10 @@ def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
     stages = [(i, s) for i, s in f["stages"] if i not in f["zero"]] or f["stages"][-1:]
     dys = sorted({dy for dy, _ in f["shifts"]})
     dxs = sorted({dx for _, dx in f["shifts"]})
-    vmax = max((max(v) for v in f["cell"].values() if v), default=1.0) or 1.0
+    peaks = {m: max((float(np.mean(v)) for (mm, st, _), v in f["cell"].items() if mm == m and v and st in
+                     dict(stages)), default=float("nan")) for m in f["methods"]}
+    off = _outliers(peaks)  # drawn saturated (the colour bar's arrow), not setting the scale for all
+    vmax = max((p for m, p in peaks.items() if m not in off and p == p), default=1.0) or 1.0
     rows, cols = len(stages), len(f["methods"])
     caption = _caption(f, None)  # heat maps of the mean: no band
     side = 1.9  # inches per heat map
@@ -319,12 +383,14 @@ def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
             im = ax.imshow(grid, cmap="magma", vmin=0, vmax=vmax, origin="upper")
             ax.set_xticks(range(len(dxs)), dxs, fontsize=6)
             ax.set_yticks(range(len(dys)), dys, fontsize=6)
-            ax.set_title(f"{method}, stage {index}", fontsize=7, color=method_style(method, f["methods"])[0])
+            name = f"{method}, stage {index}" + (f"\n(off scale: up to {peaks[method]:.3g})" if method in off else "")
+            ax.set_title(name, fontsize=7, color=method_style(method, f["methods"])[0])
             if c == 0:
                 ax.set_ylabel("dy", fontsize=7)
             if r == rows - 1:
                 ax.set_xlabel("dx", fontsize=7)
-    fig.colorbar(im, ax=axes, shrink=0.8, label="equiv_rel_l2" + (" (mean)" if f["n"] > 1 else ""))
+    fig.colorbar(im, ax=axes, shrink=0.8, label="equiv_rel_l2" + (" (mean)" if f["n"] > 1 else ""),
+                 extend="max" if off else "neither")
     head = title + (f"  (n={f['n']} images)" if f["n"] > 1 else "")
     if head:
         fig.suptitle(_fit_width(fig, head, 9), fontsize=9)

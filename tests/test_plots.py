@@ -304,3 +304,67 @@ def test_grid_heat_maps_put_methods_side_by_side():
             r["equiv_rel_l2"] = 0.05  # every stage drawn: six rows
     tall = Image.open(io.BytesIO(invariance_plot(recs)))
     assert tall.height > 2 * tall.width
+
+
+def test_one_method_far_above_the_rest_does_not_flatten_them(monkeypatch):
+    """13 methods on gradient.png: min reached 7.3 and the other twelve (0-0.7) lay along the zero line. The
+    y-axis now holds the others, curves and bands whole; min leaves the panel at the top, marked there with
+    its value, and the legend says so."""
+    values = {"max": [0, 0.5, 0, 0.5], "avg": [0, 0.69, 0, 0.69], "min": [0, 7.3, 0, 7.1], "blurpool": [0, 0.4, 0, 0.4],
+              "aps": [0, 0, 0, 0]}
+    recs = _lines(values, n_stages=2)
+    fig, _ = _figure_of(monkeypatch, recs)
+    panels = [a for a in fig.axes if a.axison]
+    (legend,) = [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+    assert [t.get_text() for t in legend.get_texts()] == ["max", "avg", "min (off scale: up to 7.3)", "blurpool", "aps"]
+    for ax in panels:
+        lo, hi = ax.get_ylim()
+        assert 0.69 < hi < 1.0 and lo <= 0  # the others whole, using the panel's height
+        marks = [t.get_text() for t in ax.texts]
+        assert marks == ["\u2191 min 7.3"], marks  # at its highest point, once per panel
+        (mark,) = ax.texts
+        assert mark.xy[0] == 1  # the shift of that point
+    # several images: the bands of the others stay inside; min's mark is its mean curve's peak
+    monkeypatch.undo()
+    two = recs + [{**r, "input": "b.png", "equiv_rel_l2": r["equiv_rel_l2"] * (0.5 if r["method"] == "min" else 1.2)}
+                  for r in recs]
+    fig, _ = _figure_of(monkeypatch, two)
+    for ax in [a for a in fig.axes if a.axison]:
+        assert ax.get_ylim()[1] > 0.69 * 1.2  # avg's band top (b.png)
+        assert [t.get_text() for t in ax.texts] == [f"\u2191 min {(7.3 + 3.65) / 2:.3g}"]
+
+
+@pytest.mark.parametrize("values", [
+    {"max": [0, 0.5, 0, 0.5], "min": [0, 7.3, 0, 7.3]},                          # two methods: both drawn whole
+    {"max": [0, 0.5, 0, 0.5], "avg": [0, 0.7, 0, 0.7], "blurpool": [0, 0.3, 0, 0.3]},  # no outlier
+    {"max": [0, 0.5, 0, 0.5], "min": [0, 7.3, 0, 7.3], "lp": [0, 6.0, 0, 6.0], "aps": [0, 0, 0, 0]},  # half high
+])
+def test_the_axis_holds_every_curve_when_no_method_is_an_outlier(monkeypatch, values):
+    fig, _ = _figure_of(monkeypatch, _lines(values))
+    (ax,) = [a for a in fig.axes if a.axison]
+    assert ax.get_ylim()[1] >= max(max(v) for v in values.values())
+    assert not ax.texts
+    (legend,) = [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+    assert not any("off scale" in t.get_text() for t in legend.get_texts())
+
+
+def test_the_heat_maps_scale_to_the_methods_that_are_not_outliers(monkeypatch):
+    import poolcli.plots as plots
+
+    shifts = ((0, 0), (0, 1), (1, 0), (1, 1))
+    recs = []
+    for method, v in {"max": 0.5, "avg": 0.7, "min": 9.0, "aps": 0.0}.items():
+        for dy, dx in shifts:
+            recs.append({"input": "a.png", "method": method, "stage": 2, "stage_name": method, "spec": method,
+                         "shift": [dy, dx], "equiv_rel_l2": 0.0 if (dy, dx) == (0, 0) else v})
+    seen = []
+    original = plots._png
+    monkeypatch.setattr(plots, "_png", lambda fig: seen.append(fig) or original(fig))
+    invariance_plot(recs)
+    (fig,) = seen
+    heat = [a for a in fig.axes if a.images]
+    assert {a.images[0].get_clim() for a in heat} == {(0, 0.7)}  # avg's peak sets the colour scale
+    titles = [a.get_title() for a in heat]
+    assert titles[2] == "min, stage 2\n(off scale: up to 9)" and "off scale" not in " ".join(titles[:2] + titles[3:])
+    (bar,) = [a.images[0].colorbar for a in heat if a.images[0].colorbar is not None]
+    assert bar.extend == "max"  # the arrow: min's cells are beyond it
