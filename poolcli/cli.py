@@ -73,7 +73,9 @@ def _root(
 
 
 def _fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]poolcli:[/] {escape(message)}", markup=True, highlight=False)
+    # one line in a pipe or a log; on a terminal wrapped between words (the terminal cut words in two)
+    err_console.print(f"[bold red]poolcli:[/] {escape(message)}", markup=True, highlight=False,
+                      soft_wrap=not err_console.is_terminal)
     raise typer.Exit(code)
 
 
@@ -461,7 +463,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         msg = _once(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        err_console.print(f"poolcli: error: {msg}{hint}", highlight=False, markup=False)
+        plain(err_console, f"poolcli: error: {msg}{hint}")
         sys.exit(getattr(exc, "exit_code", ExitStatus.USAGE))
     except Exception as exc:
         if type(exc).__name__ == "Abort":  # Click's Ctrl-C / EOF at a prompt

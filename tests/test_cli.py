@@ -949,3 +949,32 @@ def test_bound_heap_runs_no_subprocess(monkeypatch):
 
     glibc = _sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert _malloc.bound_heap() is glibc  # set through the process's own symbols
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", str(SAMPLES / "scene.png"), "--pool", "maxx"],                        # Click's usage error
+    ["invariance", str(SAMPLES / "gradient.png"), "--compare", "max,all"],     # poolcli's own (_fail)
+])
+def test_an_error_wraps_between_words_on_a_terminal_and_is_one_line_in_a_pipe(monkeypatch, tmp_path, argv):
+    """At 60 columns the terminal cut the one-line error mid-word ('method(' / 's) all'); in a pipe or a log
+    it stays one line (grep finds it whole)."""
+    import io
+
+    import poolcli.cli as cli
+    from poolcli.terminal import PipeSafeConsole
+
+    printed = {}
+    for terminal in (True, False):
+        buf = io.StringIO()
+        console = PipeSafeConsole(file=buf, force_terminal=terminal, width=60, color_system=None, highlight=False,
+                                  soft_wrap=True, emoji=False)
+        monkeypatch.setattr(cli, "err_console", console)
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--out", str(tmp_path / "o")])
+        assert exit_info.value.code == 2
+        printed[terminal] = [line.rstrip() for line in buf.getvalue().splitlines() if line.strip()]
+    (piped,) = printed[False]
+    assert len(piped) > 60 and piped.startswith("poolcli:")
+    lines = printed[True]
+    assert len(lines) > 1 and all(len(line) <= 60 for line in lines)
+    assert " ".join(lines) == piped  # broken only where there was a space: no word cut in two
