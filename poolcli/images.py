@@ -1116,14 +1116,15 @@ def _panel_parts(index: int, panel) -> tuple[str, np.ndarray, dict]:
     return str(label), _as_maps(f"panels[{index}] ({label!r})", maps), (rest[0] if rest else {})
 
 
-def _input_column(image: np.ndarray, geo: _Geometry) -> _Column:
-    """The input: RGB if it has 3 or more channels (first three, one scale for all), else gray."""
+def _input_column(image: np.ndarray, geo: _Geometry, ranges) -> _Column:
+    """The input: RGB if it has 3 or more channels (first three, one scale for all), else gray.
+    ``ranges(c)``: the finite range of channel ``c`` (computed once for the whole montage)."""
     col = _Column(["input", "x".join(str(n) for n in image.shape)])
     planes = image[:3] if image.shape[0] >= 3 else image[:1]
-    rng = _union(finite_range(p) for p in planes)
+    rng = _union(ranges(c) for c in range(len(planes)))
     lo, hi = display_range(rng, None)
     small = [reduce_map(p, geo.down) for p in planes]  # at the reduced scale; enlarged once shaded
-    gray = sum(small) / len(small)
+    gray = small[0] if len(small) == 1 else sum(small) / len(small)  # (only to pick the zoom region)
     geo.pick_zoom(gray)
     shaded = [geo.enlarge(shade(s, lo, hi)) for s in small]
     col.tiles[0] = np.stack(shaded, axis=-1) if len(shaded) == 3 else _rgb(shaded[0])
@@ -1150,12 +1151,12 @@ def _header(label: str, hidden: int) -> list[str]:
     return lines + ([f"(+{hidden} more)"] if hidden > 0 else [])
 
 
-def _stage_columns(image, parts, geo, max_channels, normalize, channel_names):
+def _stage_columns(image, parts, geo, max_channels, normalize, channel_names, ranges):
     """A column per panel and the row names (one per channel row)."""
     rows = min(max_channels, max(m.shape[0] for _, m, _ in parts)) if parts else 1
     own = [[finite_range(m[c]) for c in range(min(rows, m.shape[0]))] for _, m, _ in parts]
     stages = [_union(r[c] for r in own if c < len(r)) for c in range(rows)]
-    inputs = [finite_range(image[c]) if c < image.shape[0] else None for c in range(rows)]
+    inputs = [ranges(c) if c < image.shape[0] else None for c in range(rows)]
     context = [_union([stages[c], inputs[c]]) for c in range(rows)]
     row_names = [f"c{c}" for c in range(rows)]
     if channel_names:
@@ -1531,6 +1532,8 @@ def montage_pixels(
     image = _as_maps("input_image", input_image)
     parts = [_panel_parts(i, p) for i, p in enumerate(panels)]
     geo = _Geometry(image.shape[1:], height, zoom)
-    columns = [_input_column(image, geo)]
-    stage_columns, row_names, scales = _stage_columns(image, parts, geo, max_channels, normalize, channel_names)
+    ranges = functools.lru_cache(maxsize=None)(lambda c: finite_range(image[c]))  # the input's, once per channel
+    columns = [_input_column(image, geo, ranges)]
+    stage_columns, row_names, scales = _stage_columns(image, parts, geo, max_channels, normalize, channel_names,
+                                                      ranges)
     return _render(columns + stage_columns, row_names, scales, normalize, max_width)
