@@ -20,6 +20,7 @@ Imports: rich, :mod:`poolcli.report`; nothing numeric.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -165,21 +166,46 @@ def _pick(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     return [rows[i] for i in sorted(keep)], len(rows) - len(keep)
 
 
+def common_folder(paths: list[str]) -> str:
+    """The folder every path lies in, as typed (ending in its separator), or "" (one path, or none shared).
+
+    >>> common_folder(["/data/photos/a.png", "/data/photos/sub/b.png"]), common_folder(["a.png", "b.png"])
+    ('/data/photos/', '')
+    >>> common_folder(["s3://bucket/x/a.png", "s3://bucket/y.png"]), common_folder(["/a.png", "/b.png"])
+    ('s3://bucket/', '')
+    """
+    if len(paths) < 2:
+        return ""
+    prefix = os.path.commonprefix(paths)
+    folder = prefix[: max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1]
+    bare = folder.rstrip("/" + os.sep)
+    return "" if not bare or bare.endswith(":") else folder  # not the root, nor a URL's scheme alone
+
+
 def summary_table(report: dict[str, Any]) -> Table:
-    """One row per input (or a chosen few of a long batch): input, sizes, reduction, seconds, status."""
+    """One row per input (or a chosen few of a long batch): input, sizes, reduction, seconds, status.
+
+    The folder all inputs share is named once, in the title (``6 inputs in /data/photos/``), and each row
+    gives the rest of its path: long absolute paths had folded every row over two lines at 80 columns.
+    """
     from rich import box
 
     from .report import printable, reduction_text, shape_text
 
     rows, hidden = _pick(_summary_rows(report))
-    t = Table(title=f"{len(report['inputs']) + len(report['failures'])} inputs", title_justify="left",
+    folder = common_folder([r["input"] for r in _summary_rows(report)])
+    t = Table(title=f"{len(report['inputs']) + len(report['failures'])} inputs"
+                    + (f" in {printable(folder)}" if folder else ""), title_justify="left",
               box=box.SIMPLE_HEAD, pad_edge=False)
-    t.add_column("input", overflow="fold")
+    names = [printable(r["input"][len(folder):]) for r in rows]
+    # a name is folded only when it is long: the status wraps first ("checkerboard.p" / "ng" at 80 columns)
+    t.add_column("input", overflow="fold", min_width=min(32, max(cell_len(n) for n in names)))
     for name in ("size in", "size out", "reduction", "seconds"):
         t.add_column(name, justify="right", no_wrap=True)
     t.add_column("status")
-    for r in rows:
-        t.add_row(Text(printable(r["input"])), shape_text(r["in"]), shape_text(r["out"]), reduction_text(r["reduction"]),
+    for name, r in zip(names, rows):
+        t.add_row(Text(name), shape_text(r["in"]), shape_text(r["out"]),
+                  reduction_text(r["reduction"]),
                   "-" if r["seconds"] is None else f"{r['seconds']:.2f}", Text(printable(r["status"])))
     if hidden:
         t.caption = (f"{hidden} more inputs not shown (first and last, failures and slowest are); "

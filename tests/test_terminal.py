@@ -598,3 +598,47 @@ def test_preview_in_a_terminal_that_does_not_answer_prints_no_traceback(tmp_path
     assert rc == 0, screen
     assert "Traceback" not in screen and "Failed to get cell size" not in screen, screen[:2000]
     assert "▀" in screen
+
+
+def _deep_folder(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    folder = tmp_path / "a_rather_long_folder_name_for_photos_of_the_summer_holiday_2026"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for name in ("IMG_2041.png", "checkerboard.png", "scene.png"):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(folder / name)
+    (folder / "IMG_2042.png").write_bytes(b"not a png")
+    return folder
+
+
+@pytest.mark.parametrize("columns", [80, 200, None], ids=["80", "200", "piped"])
+def test_the_batch_summary_names_the_shared_folder_once(tmp_path, columns):
+    """Every row of the summary repeated the long folder all inputs share: at 80 columns each input became a
+    block of three lines. The title names it once; the rows give the file names, whole."""
+    folder = _deep_folder(tmp_path)
+    args = ["run", str(folder), "-o", str(tmp_path / "o"), "--workers", "1", "--no-png", "--no-montage"]
+    if columns is None:
+        r = poolcli(*args, columns=80)
+        code, text = r.returncode, r.stdout
+    else:
+        code, text = _printed_any(args, columns)
+    assert code == 1
+    squeezed = "".join(text.split())  # the title folded where the folder is wider than the terminal
+    assert f"4inputsin{folder}{os.sep}" in squeezed
+    rows = [ln for ln in text.splitlines() if ln.split() and ln.split()[0] in
+            ("IMG_2041.png", "checkerboard.png", "scene.png", "IMG_2042.png")]
+    assert len(rows) == 4, text  # a table row each (the name whole, at the start), not a block
+    assert all(("ok" in ln) != ("failed" in ln) for ln in rows), text
+    assert str(folder / "scene.png") not in text  # the folder is not repeated on every row
+    if columns is not None:
+        assert max(len(line) for line in text.splitlines()) <= columns
+
+
+def test_the_summary_keeps_whole_paths_when_the_inputs_share_no_folder(tmp_path):
+    from poolcli.terminal import common_folder
+
+    assert common_folder([str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "y.png")]) == f"{tmp_path}{os.sep}"
+    assert common_folder(["x.png", "y.png"]) == "" and common_folder([str(tmp_path / "x.png")]) == ""
+    assert common_folder(["/x.png", "/y.png"]) == "" and common_folder(["s3://b/x.png", "s3://c/y.png"]) == ""
+    assert common_folder(["photos/cat.png", "photos_old/dog.png"]) == ""  # a shared prefix is not a folder
