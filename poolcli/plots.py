@@ -399,30 +399,81 @@ def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
     return _png(fig)
 
 
+#: Pixels per side a map of the difference picture is drawn at, about (its panels are ~3 inches at 110 dpi):
+#: larger maps are reduced first (block mean; the differences by their block maximum, so that a few strong
+#: pixels stay visible instead of falling between the screen's pixels).
+DIFF_SIDE = 320
+CLIP_PERCENTILE = 99.5  #: colours of the difference picture stop here (the colour bar's arrow says so)
+
+
+def _clip_range(values, low: bool):
+    """``(vmin, vmax, clipped)``: the finite values' 0.5th (``low``; else 0) to 99.5th percentile, or their
+    min to max where that leaves no span (a two-valued map) or they are few; ``clipped``: values lie above.
+    The percentiles leave out a frame of 2% of each side: where a circular shift wraps the image round,
+    its seam makes the map's edge rows and columns the brightest (a crop's border, too), and they set the
+    scale for everything."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    h, w = v.shape[-2:]
+    fy, fx = (max(1, h // 50) if h >= 20 else 0), (max(1, w // 50) if w >= 20 else 0)
+    inner = v[..., fy : h - fy, fx : w - fx]
+    v, inner = v[np.isfinite(v)], inner[np.isfinite(inner)]
+    if not v.size:
+        return 0.0, 1.0, False
+    lo, hi = float(v.min()) if low else 0.0, float(v.max())
+    if inner.size >= 100:
+        plo, phi = np.percentile(inner, [100 - CLIP_PERCENTILE, CLIP_PERCENTILE])
+        if phi > (plo if low else 0.0):
+            return (float(plo) if low else 0.0), float(phi), bool(phi < hi)
+    return lo, (hi if hi > lo else lo + 1.0), False
+
+
 def difference_plot(rows: list[dict[str, Any]], title: str = "") -> bytes:
     """PNG bytes: per method, ``f(x)`` beside ``|f(Tx) - S f(x)|`` at its worst shift (where aliasing is).
 
     ``rows``: dicts with ``method``, ``stage`` (index and spec text), ``shift``, ``offset``, ``error``
-    (equiv_rel_l2), ``fx`` and ``diff`` (2-D arrays, first channel).
+    (equiv_rel_l2), ``fx`` and ``diff`` (2-D arrays, first channel), and ``reduced`` (the factor the caller
+    reduced both by, see :data:`DIFF_SIDE`; 1 if not). Colours span the values up to their 99.5th
+    percentile (f(x): from the 0.5th), so that a handful of extreme pixels does not leave the rest black;
+    the colour bar's arrow and the caption say where that clipped.
     """
     plt = _pyplot()
     n = max(1, len(rows))
     fig, axes = plt.subplots(n, 2, figsize=(7.2, 3.0 * n + 0.5), squeeze=False)
+    clipped = False
     for r, row in enumerate(rows):
         colour = method_style(row["method"], [x["method"] for x in rows])[0]
         a, b = axes[r]
-        a.imshow(row["fx"], cmap="gray", interpolation="nearest")
+        lo, hi, _ = _clip_range(row["fx"], low=True)
+        a.imshow(row["fx"], cmap="gray", interpolation="nearest", vmin=lo, vmax=hi)
         a.set_title(f"{row['method']}: f(x), stage {row['stage']}", fontsize=8, color=colour)
-        im = b.imshow(row["diff"], cmap="magma", interpolation="nearest", vmin=0)
+        _, top, over = _clip_range(row["diff"], low=False)
+        clipped |= over
+        im = b.imshow(row["diff"], cmap="magma", interpolation="nearest", vmin=0, vmax=top)
         dy, dx = row["shift"]
         b.set_title(f"|f(Tx) - S f(x)| at shift {dy},{dx} (equiv_rel_l2 {row['error']:.3g})", fontsize=8)
-        fig.colorbar(im, ax=b, shrink=0.8)
+        fig.colorbar(im, ax=b, shrink=0.8, extend="max" if over else "neither")
         for ax in (a, b):
             ax.set_xticks([])
             ax.set_yticks([])
     if not rows:
         axes[0][0].text(0.5, 0.5, "error 0 at every shift for every method", ha="center")
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        fig.suptitle(_fit_width(fig, title, 9), fontsize=9)
+    notes = []
+    factors = sorted({row.get("reduced", 1) for row in rows} - {1})
+    if factors:
+        notes.append(f"maps drawn reduced by {', '.join(map(str, factors))} per side (f(x): block mean; the "
+                     "differences: block maximum)")
+    if rows:
+        notes.append(f"grays span f(x)'s 0.5th to {CLIP_PERCENTILE:g}th percentile"
+                     + (f", colours stop at the differences' {CLIP_PERCENTILE:g}th (the bar's arrow)" if clipped else "")
+                     + ", measured inside a 2% frame (the maps' edges hold the boundary effects)")
+    bottom = 0.0
+    if notes:
+        caption = _fit_width(fig, "\n".join(notes), 7)
+        fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", color="#333")
+        bottom = (0.125 * (caption.count("\n") + 1) + 0.04) / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return _png(fig)

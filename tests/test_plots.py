@@ -368,3 +368,77 @@ def test_the_heat_maps_scale_to_the_methods_that_are_not_outliers(monkeypatch):
     assert titles[2] == "min, stage 2\n(off scale: up to 9)" and "off scale" not in " ".join(titles[:2] + titles[3:])
     (bar,) = [a.images[0].colorbar for a in heat if a.images[0].colorbar is not None]
     assert bar.extend == "max"  # the arrow: min's cells are beyond it
+
+
+def test_difference_colours_are_set_by_the_interior_and_clip_with_an_arrow():
+    """On a real photo the difference picture was black: a few strong pixels (and a circular shift's seam on
+    the map's edge) set the scale. The colours stop at the 99.5th percentile of the interior."""
+    from poolcli.plots import _clip_range
+
+    rng = np.random.default_rng(0)
+    diff = rng.random((200, 200)) * 0.1
+    diff[:, -1] = 5.0  # the seam: the last column
+    diff[100, 100] = 3.0  # one hot pixel inside
+    lo, hi, clipped = _clip_range(diff, low=False)
+    assert lo == 0 and 0.09 < hi < 0.1 and clipped  # the 99.5th percentile of the inside, not 5 or 3
+    fx = rng.random((200, 200))
+    fx[0, :] = -9.0
+    lo, hi, _ = _clip_range(fx, low=True)
+    assert 0 < lo < 0.01 and 0.99 < hi < 1  # the edge row's -9 does not set black
+    # two values (a checkerboard's map), tiny maps, NaN, nothing finite: min to max, no arrow
+    assert _clip_range(np.kron(np.eye(2), np.ones((20, 20))), low=True) == (0.0, 1.0, False)
+    assert _clip_range(np.array([[0.0, 0.5], [2.0, 1.0]]), low=False) == (0.0, 2.0, False)
+    assert _clip_range(np.array([[np.nan, 1.0], [np.inf, 3.0]]), low=True) == (1.0, 3.0, False)
+    assert _clip_range(np.full((3, 3), np.nan), low=False) == (0.0, 1.0, False)
+    assert _clip_range(np.zeros((30, 30)), low=False) == (0.0, 1.0, False)  # all zero: a span, drawn black
+
+
+def test_difference_plot_draws_the_clipped_scale_and_says_so(monkeypatch):
+    import poolcli.plots as plots
+
+    rng = np.random.default_rng(1)
+    diff = rng.random((100, 100)) * 0.1
+    diff[50, 50] = 4.0
+    rows = [{"method": "max", "stage": "2 (max)", "shift": (0, 1), "error": 0.4, "fx": rng.random((100, 100)),
+             "diff": diff, "reduced": 4},
+            {"method": "aps", "stage": "2 (aps)", "shift": (0, 1), "error": 0.01, "fx": rng.random((100, 100)),
+             "diff": np.kron(np.eye(2), np.ones((50, 50))), "reduced": 4}]
+    seen = []
+    original = plots._png
+    monkeypatch.setattr(plots, "_png", lambda fig: seen.append(fig) or original(fig))
+    difference_plot(rows, "t")
+    (fig,) = seen
+    images = [a.images[0] for a in fig.axes if a.images]
+    assert len(images) == 4
+    assert images[1].get_clim()[1] < 0.1 and images[1].colorbar.extend == "max"
+    assert images[3].get_clim() == (0, 1.0) and images[3].colorbar.extend == "neither"
+    caption = " ".join(" ".join(t.get_text() for t in fig.texts).split())
+    assert "reduced by 4 per side" in caption and "block maximum" in caption and "99.5th" in caption
+
+
+def test_difference_maps_of_a_large_input_are_reduced_keeping_the_largest_difference(tmp_path, monkeypatch):
+    """A 1400x1400 input: its stage-2 maps (700x700) are drawn at most 320 pixels a side, the differences by
+    their block maximum (the largest stays), f(x) by the block mean."""
+    from PIL import Image
+
+    from poolcli.batch import InputItem
+    from poolcli.jobs.invariance import InvarianceJob, difference_rows, measure_invariance
+    from poolcli.plots import DIFF_SIDE
+    from poolcli.stack import parse_stack
+
+    rng = np.random.default_rng(2)
+    path = tmp_path / "big.png"
+    Image.fromarray(rng.integers(0, 256, (1400, 1400), dtype=np.uint8)).save(path)
+    job = InvarianceJob(parse_stack("sobel | max(2)"), ((0, 0), (0, 1)), methods=("max",))
+    item = InputItem(path, tmp_path / "o")
+    records = measure_invariance(item, job)[0]
+    (row,) = difference_rows(item, job, records)
+    assert row["reduced"] == 3 and max(row["fx"].shape) <= DIFF_SIDE and row["diff"].shape == row["fx"].shape
+    import poolcli.plots as plots
+
+    monkeypatch.setattr(plots, "DIFF_SIDE", 10**6)  # the maps as they are
+    (whole,) = difference_rows(item, job, records)
+    assert whole["reduced"] == 1 and whole["fx"].shape == (700, 700)
+    assert row["diff"].max() == whole["diff"].max() > 0  # the strongest difference is still drawn
+    assert row["diff"][0, 0] == whole["diff"][:3, :3].max()  # block maximum
+    assert row["fx"][0, 0] == pytest.approx(whole["fx"][:3, :3].astype(np.float64).mean(), rel=1e-12)  # block mean

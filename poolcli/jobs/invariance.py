@@ -368,7 +368,9 @@ def difference_rows(item: InputItem, opts: InvarianceJob, records: list[dict], m
     unshifted crop and ``f(x)`` of :func:`measure_invariance`, so that only ``f(T x)`` is computed again."""
     import numpy as np
 
+    from ..images import reduce_map
     from ..invariance import circular_shift, crop_pair
+    from ..plots import DIFF_SIDE
     from ..stack import apply_stack
 
     x = load_input(item, opts) if measured is None else measured[0]
@@ -395,8 +397,12 @@ def difference_rows(item: InputItem, opts: InvarianceJob, records: list[dict], m
             if moved.shape != ftx.shape:
                 continue
             diff = np.abs(ftx - moved)
+            # drawn at about DIFF_SIDE pixels a side: reduced first, the differences by their block maximum
+            factor = max(1, -(-max(fx.shape) // DIFF_SIDE))
+            if factor > 1:
+                fx, diff = reduce_map(fx, factor), reduce_map(diff, factor, "absmax")
         rows.append({"method": method, "stage": f"{w['stage']} ({w['stage_name']})", "shift": (dy, dx),
-                     "error": w["equiv_rel_l2"], "fx": fx, "diff": diff})
+                     "error": w["equiv_rel_l2"], "fx": fx, "diff": diff, "reduced": factor})
     return rows
 
 
