@@ -136,11 +136,15 @@ def _facts(records: list[dict[str, Any]]) -> dict[str, Any]:
     for r in records:
         if r["equiv_rel_l2"] is not None:
             cell.setdefault((r["method"], r["stage"], tuple(r["shift"])), []).append(r["equiv_rel_l2"])
-    zero = [s for s in stages if all(v == 0 for (m, st, sh), vs in cell.items() if st == s for v in vs)]
+    measured = {st for (_, st, _), vs in cell.items() if vs}
+    zero = [s for s in stages if s in measured and all(v == 0 for (m, st, sh), vs in cell.items() if st == s
+                                                       for v in vs)]
+    unmeasured = [s for s in stages if s not in measured]  # no value at any shift: NaN or inf in the maps
     pooled = {s for s in stages if len({r["stage_name"] for r in records if r["stage"] == s}) > 1}
     worst = max((r for r in records if r["equiv_rel_l2"] is not None), key=lambda r: r["equiv_rel_l2"], default=None)
     inputs = list(dict.fromkeys(r.get("input", "") for r in records))
     return {"methods": methods, "stages": sorted(stages.items()), "shifts": shifts, "cell": cell, "zero": zero,
+            "unmeasured": unmeasured,
             "pooled": pooled, "worst": worst, "n": len(inputs)}
 
 
@@ -152,6 +156,10 @@ def _caption(f: dict[str, Any], band: str | None) -> str:
     if w is not None and f["n"] > 1:
         lines.append(f"worst image: {w.get('input', '?')} ({w['method']}, stage {w['stage']}, shift "
                      f"{w['shift'][0]},{w['shift'][1]}: {w['equiv_rel_l2']:.3g})")
+    if f.get("unmeasured"):
+        names = ", ".join(f"{s} ({dict(f['stages'])[s]})" for s in f["unmeasured"])
+        lines.append(f"no value: stage {names}: the error could not be computed at any shift (NaN or infinite "
+                     "values in the maps)")
     if f["zero"]:
         names = ", ".join(f"{s} ({dict(f['stages'])[s]})" for s in f["zero"])
         lines.append(f"not drawn: stage {names}: error 0 at every shift for every method")
@@ -171,7 +179,7 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
     if not _one_axis(f["shifts"]):
         return grid_plot(records, title)
     plt = _pyplot()
-    stages = [(i, s) for i, s in f["stages"] if i not in f["zero"]] or f["stages"][-1:]
+    stages = [(i, s) for i, s in f["stages"] if i not in f["zero"] + f["unmeasured"]] or f["stages"][-1:]
     xs = [max(dy, dx, key=abs) for dy, dx in f["shifts"]]
     rows = -(-len(stages) // 4)  # at most 4 panels a row, the rows filled evenly (6 stages: 3 + 3, not 4 + 2)
     cols = -(-len(stages) // rows)
@@ -194,6 +202,9 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
                 top = np.fmax(mean, np.asarray(hi, dtype=float))
             drawn[method].append((ax, xs, mean, top))
         ax.set_title(f"stage {index}: " + ("pooling (per method)" if index in f["pooled"] else spec), fontsize=8)
+        if index in f["unmeasured"]:  # drawn only when no stage has a value: say so where the lines would be
+            ax.text(0.5, 0.5, "no value at any shift\n(NaN or infinite values in the maps)", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=8, color="#333")
         ax.set_xlabel("shift (px)")
         _integer_ticks(ax, xs)
         ax.grid(alpha=0.3)
@@ -359,7 +370,7 @@ def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
 
     f = _facts(records)
     plt = _pyplot()
-    stages = [(i, s) for i, s in f["stages"] if i not in f["zero"]] or f["stages"][-1:]
+    stages = [(i, s) for i, s in f["stages"] if i not in f["zero"] + f["unmeasured"]] or f["stages"][-1:]
     dys = sorted({dy for dy, _ in f["shifts"]})
     dxs = sorted({dx for _, dx in f["shifts"]})
     peaks = {m: max((float(np.mean(v)) for (mm, st, _), v in f["cell"].items() if mm == m and v and st in
@@ -429,14 +440,16 @@ def _clip_range(values, low: bool):
     return lo, (hi if hi > lo else lo + 1.0), False
 
 
-def difference_plot(rows: list[dict[str, Any]], title: str = "") -> bytes:
+def difference_plot(rows: list[dict[str, Any]], title: str = "",
+                    empty: str = "error 0 at every shift for every method") -> bytes:
     """PNG bytes: per method, ``f(x)`` beside ``|f(Tx) - S f(x)|`` at its worst shift (where aliasing is).
 
     ``rows``: dicts with ``method``, ``stage`` (index and spec text), ``shift``, ``offset``, ``error``
     (equiv_rel_l2), ``fx`` and ``diff`` (2-D arrays, first channel), and ``reduced`` (the factor the caller
     reduced both by, see :data:`DIFF_SIDE`; 1 if not). Colours span the values up to their 99.5th
     percentile (f(x): from the 0.5th), so that a handful of extreme pixels does not leave the rest black;
-    the colour bar's arrow and the caption say where that clipped.
+    the colour bar's arrow and the caption say where that clipped. ``empty``: what the picture says when
+    there is no row.
     """
     plt = _pyplot()
     n = max(1, len(rows))
@@ -458,7 +471,9 @@ def difference_plot(rows: list[dict[str, Any]], title: str = "") -> bytes:
             ax.set_xticks([])
             ax.set_yticks([])
     if not rows:
-        axes[0][0].text(0.5, 0.5, "error 0 at every shift for every method", ha="center")
+        fig.text(0.5, 0.5, empty, ha="center", va="center")
+        for ax in axes[0]:
+            ax.axis("off")
     if title:
         fig.suptitle(_fit_width(fig, title, 9), fontsize=9)
     notes = []

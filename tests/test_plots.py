@@ -442,3 +442,49 @@ def test_difference_maps_of_a_large_input_are_reduced_keeping_the_largest_differ
     assert row["diff"].max() == whole["diff"].max() > 0  # the strongest difference is still drawn
     assert row["diff"][0, 0] == whole["diff"][:3, :3].max()  # block maximum
     assert row["fx"][0, 0] == pytest.approx(whole["fx"][:3, :3].astype(np.float64).mean(), rel=1e-12)  # block mean
+
+
+def test_stages_without_any_value_are_not_called_error_free(monkeypatch):
+    """--nan propagate on an image with NaN: every equiv_rel_l2 is None (not computable). The caption said
+    'error 0 at every shift for every method' and the difference picture too."""
+    import poolcli.plots as plots
+    from poolcli.plots import _caption, _facts
+
+    recs = [{**r, "equiv_rel_l2": None} for r in records(inputs=("a.png",))]
+    f = _facts(recs)
+    assert f["zero"] == [] and f["unmeasured"] == [1, 2]
+    text = _caption(f, None)
+    assert "no value: stage 1" in text and "error 0" not in text
+    seen = []
+    original = plots._png
+    monkeypatch.setattr(plots, "_png", lambda fig: seen.append(fig) or original(fig))
+    invariance_plot(recs)
+    (fig,) = seen
+    (panel,) = [a for a in fig.axes if a.axison]
+    assert [t.get_text() for t in panel.texts] == ["no value at any shift\n(NaN or infinite values in the maps)"]
+    # a stage measured as 0 everywhere is still 'error 0'; one with values is drawn
+    mixed = [{**r, "equiv_rel_l2": None} if r["stage"] == 2 and r["method"] == "avg" else r
+             for r in records(inputs=("a.png",))]
+    f = _facts(mixed)
+    assert f["zero"] == [1] and f["unmeasured"] == []
+    seen.clear()
+    difference_plot([], "t", empty="no error could be computed: NaN or infinite values in the maps")
+    (fig,) = seen
+    assert "no error could be computed: NaN or infinite values in the maps" in [t.get_text() for t in fig.texts]
+    assert not any("error 0" in t.get_text() for t in fig.texts)
+
+
+def test_a_nan_image_writes_its_pictures(tmp_path):
+    """Through the CLI: a float TIFF with NaN, --nan propagate (every metric None): both pictures written."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from poolcli.cli import app
+
+    a = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    a[10:12, 10:12] = np.nan
+    Image.fromarray(a, mode="F").save(tmp_path / "nan.tif")
+    r = CliRunner().invoke(app, ["invariance", str(tmp_path / "nan.tif"), "--nan", "propagate", "--compare",
+                                 "max,aps", "--shifts", "0:2", "-q", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "o" / "invariance.png").is_file() and (tmp_path / "o" / "invariance-maps" / "nan_tif.png").is_file()

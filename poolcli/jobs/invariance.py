@@ -415,5 +415,10 @@ def write_differences(item: InputItem, opts: InvarianceJob, out_dir: Path, recor
         return
     rows = difference_rows(item, opts, records, measured)
     rel = item.out_rel
-    png = difference_plot(rows, title=f"{printable(item.label)}: where a shift changes the map ({opts.shift_mode})")
+    measured = [r for r in records if r["equiv_rel_l2"] is not None]  # (this input's records)
+    empty = ("error 0 at every shift for every method" if len(measured) == len(records) else
+             "error 0 wherever it could be computed" if measured else
+             "no error could be computed: NaN or infinite values in the maps")
+    png = difference_plot(rows, title=f"{printable(item.label)}: where a shift changes the map ({opts.shift_mode})",
+                          empty=empty)
     atomic_write_bytes(out_dir / DIFFERENCE_MAPS / rel.with_name(rel.name + ".png"), png)
