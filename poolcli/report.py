@@ -279,6 +279,8 @@ def summary_table(summary: list[dict[str, Any]]) -> Table:
             Text(_fmt_metric(s["mean_global_rel_diff"]), style=_style(s["mean_global_rel_diff"])),
             "-" if s["final_cosine"] is None else f"{s['final_cosine']:.6f}",
         )
+    if any(v is None for s in summary for k, v in s.items() if k != "method"):
+        t.caption += "; - = no value (no shift but 0,0, or NaN or infinite values in the maps)"
     return t
 
 

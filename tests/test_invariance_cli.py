@@ -229,3 +229,13 @@ def test_an_image_too_small_for_a_stage_names_the_stage_as_run_does(tmp_path):
     report = json.loads((tmp_path / "o" / "invariance.json").read_text())
     assert report["batch_summary"]["processed"] == 1 and report["batch_summary"]["failed"] == 1
     assert "stage 2 (max(size=2, stride=2" in json.dumps(report["failures"])
+
+
+def test_the_ranking_says_what_a_dash_means_only_when_it_has_one():
+    from poolcli.report import summary_table
+
+    full = {"method": "max", "mean_equiv_rel_l2": 0.1, "worst_equiv_rel_l2": 0.3, "mean_rel_l2": 0.5,
+            "mean_global_rel_diff": 0.01, "final_cosine": 0.9}
+    assert "- = no value" not in summary_table([full]).caption
+    dashed = {**full, "mean_equiv_rel_l2": None, "worst_equiv_rel_l2": None}
+    assert "- = no value (no shift but 0,0, or NaN or infinite values in the maps)" in summary_table([full, dashed]).caption
