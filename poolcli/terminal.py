@@ -192,14 +192,15 @@ def summary_table(report: dict[str, Any]) -> Table:
 
     from .report import printable, reduction_text, shape_text
 
-    rows, hidden = _pick(_summary_rows(report))
-    folder = common_folder([r["input"] for r in _summary_rows(report)])
+    every = _summary_rows(report)
+    rows, hidden = _pick(every)
+    folder = common_folder([r["input"] for r in every])
     t = Table(title=f"{len(report['inputs']) + len(report['failures'])} inputs"
                     + (f" in {printable(folder)}" if folder else ""), title_justify="left",
               box=box.SIMPLE_HEAD, pad_edge=False)
     names = [printable(r["input"][len(folder):]) for r in rows]
     # a name is folded only when it is long: the status wraps first ("checkerboard.p" / "ng" at 80 columns)
-    t.add_column("input", overflow="fold", min_width=min(32, max(cell_len(n) for n in names)))
+    t.add_column("input", overflow="fold", min_width=min(32, max((cell_len(n) for n in names), default=1)))
     for name in ("size in", "size out", "reduction", "seconds"):
         t.add_column(name, justify="right", no_wrap=True)
     t.add_column("status")

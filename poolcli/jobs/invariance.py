@@ -415,9 +415,9 @@ def write_differences(item: InputItem, opts: InvarianceJob, out_dir: Path, recor
         return
     rows = difference_rows(item, opts, records, measured)
     rel = item.out_rel
-    measured = [r for r in records if r["equiv_rel_l2"] is not None]  # (this input's records)
-    empty = ("error 0 at every shift for every method" if len(measured) == len(records) else
-             "error 0 wherever it could be computed" if measured else
+    computed = [r for r in records if r["equiv_rel_l2"] is not None]  # (this input's records)
+    empty = ("error 0 at every shift for every method" if len(computed) == len(records) else
+             "error 0 wherever it could be computed" if computed else
              "no error could be computed: NaN or infinite values in the maps")
     png = difference_plot(rows, title=f"{printable(item.label)}: where a shift changes the map ({opts.shift_mode})",
                           empty=empty)
