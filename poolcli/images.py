@@ -57,6 +57,7 @@ _WANTED_EXTENSIONS = (
 )
 
 
+@functools.lru_cache(maxsize=1)
 def _openable_extensions() -> frozenset[str]:
     registered = Image.registered_extensions()  # also runs Image.init()
     return frozenset(
@@ -64,8 +65,13 @@ def _openable_extensions() -> frozenset[str]:
     )
 
 
-IMAGE_EXTENSIONS: frozenset[str] = _openable_extensions()
-"""Lower-case file extensions (with the dot) that :func:`load_image` reads."""
+def __getattr__(name: str):
+    # IMAGE_EXTENSIONS: lower-case file extensions (with the dot) that load_image reads. Made on first use
+    # (PEP 562): asking Pillow imports every one of its plugins (Image.init(), about 20 ms), which a run on
+    # named files never needs (Image.open of a PNG or JPEG loads only the common five).
+    if name == "IMAGE_EXTENSIONS":
+        return _openable_extensions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _COLORS = ("gray", "keep", "keep-alpha")
 NAN_POLICIES = ("error", "propagate", "zero")

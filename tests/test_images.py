@@ -729,3 +729,21 @@ def test_zoom_tiles_are_captioned_with_the_region_in_each_maps_pixels():
     assert geo.zoom_caption((128, 96)) == "12x16 of 128x96"
     # stride 3: rows 40..87 lie in map rows 13..29 and columns 100..163 in 33..54 (the region straddles blocks)
     assert geo.zoom_caption((171, 128)) == "17x22 of 171x128"
+
+
+def test_importing_images_leaves_pillows_plugins_alone_until_extensions_are_asked():
+    """IMAGE_EXTENSIONS asks Pillow for every plugin (Image.init(), ~20 ms of a one-file run): made on first
+    use, so that `poolcli run photo.png` never pays for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, poolcli.images as m\n"
+            "before = 'PIL.PdfImagePlugin' in sys.modules\n"
+            "ext = m.IMAGE_EXTENSIONS\n"
+            "print(before, 'PIL.PdfImagePlugin' in sys.modules, '.png' in ext, m.IMAGE_EXTENSIONS is ext)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "True", "True"]
+    from poolcli import images
+
+    with pytest.raises(AttributeError, match="no attribute 'NOT_THERE'"):
+        images.NOT_THERE  # noqa: B018
