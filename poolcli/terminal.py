@@ -179,7 +179,7 @@ def common_folder(paths: list[str]) -> str:
     prefix = os.path.commonprefix(paths)
     folder = prefix[: max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1]
     bare = folder.rstrip("/" + os.sep)
-    return "" if not bare or bare.endswith(":") else folder  # not the root, nor a URL's scheme alone
+    return "" if bare in ("", ".") or bare.endswith(":") else folder  # not the root, ./, nor a URL's scheme
 
 
 def summary_table(report: dict[str, Any]) -> Table:

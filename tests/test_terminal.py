@@ -642,3 +642,4 @@ def test_the_summary_keeps_whole_paths_when_the_inputs_share_no_folder(tmp_path)
     assert common_folder(["x.png", "y.png"]) == "" and common_folder([str(tmp_path / "x.png")]) == ""
     assert common_folder(["/x.png", "/y.png"]) == "" and common_folder(["s3://b/x.png", "s3://c/y.png"]) == ""
     assert common_folder(["photos/cat.png", "photos_old/dog.png"]) == ""  # a shared prefix is not a folder
+    assert common_folder(["./cat.png", "./dog.png"]) == "" and common_folder(["./a/x.png", "./a/y.png"]) == "./a/"
