@@ -488,3 +488,18 @@ def test_a_nan_image_writes_its_pictures(tmp_path):
                                  "max,aps", "--shifts", "0:2", "-q", "-o", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "o" / "invariance.png").is_file() and (tmp_path / "o" / "invariance-maps" / "nan_tif.png").is_file()
+
+
+@pytest.mark.parametrize("shape", [(500, 5), (5, 500), (100, 150)], ids=["tall", "wide", "photo"])
+def test_no_text_of_the_difference_picture_runs_off_it(shape):
+    """Above a narrow map (a 2000x40 input) the difference panel's title ran past the figure's right edge."""
+    rng = np.random.default_rng(3)
+    rows = [{"method": m, "stage": "2 (max)", "shift": (0, 1), "error": 0.243, "fx": rng.random(shape),
+             "diff": rng.random(shape), "reduced": 4} for m in ("max", "blurpool(peer=kornia)")]
+    png = Image.open(io.BytesIO(difference_plot(rows, "/a/rather/long/path/to/a/picture.png: where a shift changes "
+                                                      "the map (circular)")))
+    ink = np.asarray(png.convert("L")) < 200
+    cols = np.flatnonzero(ink.any(axis=0))
+    rows_ = np.flatnonzero(ink.any(axis=1))
+    assert cols.min() > 1 and cols.max() < png.width - 2, (cols.min(), cols.max(), png.width)
+    assert rows_.min() > 1 and rows_.max() < png.height - 2
