@@ -2,7 +2,7 @@
 
 Reading turns any file Pillow can decode, in any mode, into a C-contiguous
 ``float32`` array of shape ``(C, H, W)``; writing turns 2-D float maps into
-deterministic PNG bytes and lays feature maps out side by side in a labelled
+PNG files (deterministic pixels, no metadata) and lays feature maps out side by side in a labelled
 montage. Files are never written here: callers get ``bytes`` and write them
 atomically (see ``outputs.py``).
 
@@ -608,9 +608,11 @@ def to_uint8(plane: np.ndarray) -> np.ndarray:
 def encode_png(array: np.ndarray) -> bytes:
     """Encode a uint8 image as PNG bytes.
 
-    The bytes are deterministic: no time stamp or other metadata is written,
-    so the same array always gives the same file (with the same compressor:
-    ISA-L with the ``fast`` extra, else zlib; the decoded pixels are the same).
+    No time stamp or other metadata is written, and the decoded pixels are
+    always those of ``array``. With zlib the bytes are the same on every run;
+    ISA-L (the ``fast`` extra) was once seen to write the same pixels as
+    other bytes of the same length in another run, so compare PNGs by their
+    pixels, not their bytes.
 
     Parameters
     ----------
