@@ -31,6 +31,7 @@ from ._threads import get_num_threads, run_tasks, scratch, set_num_threads
 
 __all__ = [
     "BAND_BYTES",
+    "accumulate",
     "PAD_MODES",
     "index_map",
     "extend",
@@ -185,6 +186,33 @@ def _runs(idx: np.ndarray) -> list[tuple[int, int, int]]:
     cuts = np.flatnonzero(np.diff(idx) != 1) + 1
     starts, stops = np.concatenate(([0], cuts)), np.concatenate((cuts, [len(idx)]))
     return [(int(a), int(b), int(idx[a])) for a, b in zip(starts, stops)]
+
+
+def accumulate(acc: np.ndarray | None, view: np.ndarray, weight: float, shape: tuple, dtype, key: str,
+               tmp: str = "tmp") -> np.ndarray | None:
+    """``acc + weight * view`` in ``dtype``, in place: one tap of a band's correlation (the filters' kernels,
+    the blur's binomial taps). The first non-zero tap takes ``acc`` from scratch ``key``; zero taps are
+    skipped, unit taps are additions; other taps are multiplied into scratch ``tmp`` first."""
+    if weight == 0.0:
+        return acc
+    w = np.dtype(dtype).type(weight)
+    if acc is None:
+        acc = scratch(key, shape, dtype)
+        if weight == 1.0:
+            np.copyto(acc, view)
+        elif weight == -1.0:
+            np.negative(view, out=acc)
+        else:
+            np.multiply(view, w, out=acc)
+    elif weight == 1.0:
+        acc += view
+    elif weight == -1.0:
+        acc -= view
+    else:
+        t = scratch(tmp, view.shape, dtype)
+        np.multiply(view, w, out=t)
+        acc += t
+    return acc
 
 
 def plan_bands(n_planes: int, n_rows: int, row_bytes: int) -> list[tuple[int, int, int, int]]:

@@ -43,7 +43,7 @@ from typing import Any, Callable
 import numpy as np
 
 from poolcli import kernels as K
-from poolcli._bands import extend, get_num_threads, run_bands, scratch
+from poolcli._bands import accumulate, extend, get_num_threads, run_bands
 from poolcli._checks import as_planes, pair, restore_planes
 
 __all__ = [
@@ -552,31 +552,7 @@ def _origin(n: int) -> int:
 # cache, extended by its boundary index maps, accumulating in the band in
 # the input dtype as OpenCV does (float32 stays float32: a few ulp from a
 # float64 sum; float64 input is summed in float64). Zero taps are skipped (so
-# dilation costs nothing), unit taps are additions.
-
-def _accumulate(acc: np.ndarray | None, view: np.ndarray, weight: float, shape: tuple, dtype, key: str) -> np.ndarray | None:
-    """``acc + weight * view`` in place; the first non-zero tap takes ``acc`` from scratch ``key``."""
-    if weight == 0.0:
-        return acc
-    w = np.dtype(dtype).type(weight)
-    if acc is None:
-        acc = scratch(key, shape, dtype)
-        if weight == 1.0:
-            np.copyto(acc, view)
-        elif weight == -1.0:
-            np.negative(view, out=acc)
-        else:
-            np.multiply(view, w, out=acc)
-    elif weight == 1.0:
-        acc += view
-    elif weight == -1.0:
-        acc -= view
-    else:
-        tmp = scratch("tmp", view.shape, dtype)
-        np.multiply(view, w, out=tmp)
-        acc += tmp
-    return acc
-
+# dilation costs nothing), unit taps are additions (poolcli._bands.accumulate).
 
 def _response(buf: np.ndarray, k: np.ndarray, factors, n: int, ow: int, stride: tuple[int, int]) -> np.ndarray:
     """(P, n, ow) correlation of one padded band with a (dilated) kernel, in the band's dtype."""
@@ -589,16 +565,16 @@ def _response(buf: np.ndarray, k: np.ndarray, factors, n: int, ow: int, stride: 
         col, row = factors
         hb = None
         for j in range(kw):
-            hb = _accumulate(hb, buf[:, :, j : j + (ow - 1) * sw + 1 : sw], float(row[j]), buf.shape[:2] + (ow,), dt, "hb")
+            hb = accumulate(hb, buf[:, :, j : j + (ow - 1) * sw + 1 : sw], float(row[j]), buf.shape[:2] + (ow,), dt, "hb")
         if hb is None:
             return np.zeros(out_shape, dtype=dt)
         for i in range(kh):
-            acc = _accumulate(acc, hb[:, i : i + (n - 1) * sh + 1 : sh], float(col[i]), out_shape, dt, "acc")
+            acc = accumulate(acc, hb[:, i : i + (n - 1) * sh + 1 : sh], float(col[i]), out_shape, dt, "acc")
     else:
         for i in range(kh):
             rows = buf[:, i : i + (n - 1) * sh + 1 : sh]
             for j in range(kw):
-                acc = _accumulate(acc, rows[:, :, j : j + (ow - 1) * sw + 1 : sw], float(k[i, j]), out_shape, dt, "acc")
+                acc = accumulate(acc, rows[:, :, j : j + (ow - 1) * sw + 1 : sw], float(k[i, j]), out_shape, dt, "acc")
     return np.zeros(out_shape, dtype=dt) if acc is None else acc
 
 

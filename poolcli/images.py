@@ -1124,12 +1124,12 @@ def _panel_parts(index: int, panel) -> tuple[str, np.ndarray, dict]:
     return str(label), _as_maps(f"panels[{index}] ({label!r})", maps), (rest[0] if rest else {})
 
 
-def _input_column(image: np.ndarray, geo: _Geometry, ranges) -> _Column:
+def _input_column(image: np.ndarray, geo: _Geometry, input_range) -> _Column:
     """The input: RGB if it has 3 or more channels (first three, one scale for all), else gray.
-    ``ranges(c)``: the finite range of channel ``c`` (computed once for the whole montage)."""
+    ``input_range(c)``: the finite range of channel ``c`` (computed once for the whole montage)."""
     col = _Column(["input", "x".join(str(n) for n in image.shape)])
     planes = image[:3] if image.shape[0] >= 3 else image[:1]
-    rng = _union(ranges(c) for c in range(len(planes)))
+    rng = _union(input_range(c) for c in range(len(planes)))
     lo, hi = display_range(rng, None)
     small = [reduce_map(p, geo.down) for p in planes]  # at the reduced scale; enlarged once shaded
     gray = small[0] if len(small) == 1 else sum(small) / len(small)  # (only to pick the zoom region)
@@ -1159,12 +1159,12 @@ def _header(label: str, hidden: int) -> list[str]:
     return lines + ([f"(+{hidden} more)"] if hidden > 0 else [])
 
 
-def _stage_columns(image, parts, geo, max_channels, normalize, channel_names, ranges):
+def _stage_columns(image, parts, geo, max_channels, normalize, channel_names, input_range):
     """A column per panel and the row names (one per channel row)."""
     rows = min(max_channels, max(m.shape[0] for _, m, _ in parts)) if parts else 1
     own = [[finite_range(m[c]) for c in range(min(rows, m.shape[0]))] for _, m, _ in parts]
     stages = [_union(r[c] for r in own if c < len(r)) for c in range(rows)]
-    inputs = [ranges(c) if c < image.shape[0] else None for c in range(rows)]
+    inputs = [input_range(c) if c < image.shape[0] else None for c in range(rows)]
     context = [_union([stages[c], inputs[c]]) for c in range(rows)]
     row_names = [f"c{c}" for c in range(rows)]
     if channel_names:
@@ -1540,8 +1540,8 @@ def montage_pixels(
     image = _as_maps("input_image", input_image)
     parts = [_panel_parts(i, p) for i, p in enumerate(panels)]
     geo = _Geometry(image.shape[1:], height, zoom)
-    ranges = functools.lru_cache(maxsize=None)(lambda c: finite_range(image[c]))  # the input's, once per channel
-    columns = [_input_column(image, geo, ranges)]
+    input_range = functools.lru_cache(maxsize=None)(lambda c: finite_range(image[c]))  # once per channel
+    columns = [_input_column(image, geo, input_range)]
     stage_columns, row_names, scales = _stage_columns(image, parts, geo, max_channels, normalize, channel_names,
-                                                      ranges)
+                                                      input_range)
     return _render(columns + stage_columns, row_names, scales, normalize, max_width)

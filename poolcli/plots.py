@@ -117,6 +117,16 @@ def _fit_width(fig, text: str, fontsize: float) -> str:
     return "\n".join(out)
 
 
+def _bottom_caption(fig, text: str) -> float:
+    """``text`` as a small caption at the figure's bottom left, wrapped to its width; the height it takes,
+    as a fraction of the figure's (``tight_layout``'s ``rect`` bottom; 0 without text)."""
+    if not text:
+        return 0.0
+    text = _fit_width(fig, text, 7)
+    fig.text(0.01, 0.005, text, fontsize=7, va="bottom", color="#333")
+    return (0.125 * (text.count("\n") + 1) + 0.04) / fig.get_figheight()
+
+
 def _png(fig) -> bytes:
     plt = _pyplot()
     buf = io.BytesIO()
@@ -143,9 +153,11 @@ def _facts(records: list[dict[str, Any]]) -> dict[str, Any]:
     pooled = {s for s in stages if len({r["stage_name"] for r in records if r["stage"] == s}) > 1}
     worst = max((r for r in records if r["equiv_rel_l2"] is not None), key=lambda r: r["equiv_rel_l2"], default=None)
     inputs = list(dict.fromkeys(r.get("input", "") for r in records))
-    return {"methods": methods, "stages": sorted(stages.items()), "shifts": shifts, "cell": cell, "zero": zero,
-            "unmeasured": unmeasured,
-            "pooled": pooled, "worst": worst, "n": len(inputs)}
+    ordered = sorted(stages.items())
+    # the stages drawn: not those at 0 or with no value everywhere (the caption names them), else the last
+    drawn = [(i, sp) for i, sp in ordered if i not in zero and i not in unmeasured] or ordered[-1:]
+    return {"methods": methods, "stages": ordered, "shifts": shifts, "cell": cell, "zero": zero,
+            "unmeasured": unmeasured, "drawn": drawn, "pooled": pooled, "worst": worst, "n": len(inputs)}
 
 
 def _caption(f: dict[str, Any], band: str | None) -> str:
@@ -179,7 +191,7 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
     if not _one_axis(f["shifts"]):
         return grid_plot(records, title)
     plt = _pyplot()
-    stages = [(i, s) for i, s in f["stages"] if i not in f["zero"] + f["unmeasured"]] or f["stages"][-1:]
+    stages = f["drawn"]
     xs = [max(dy, dx, key=abs) for dy, dx in f["shifts"]]
     rows = -(-len(stages) // 4)  # at most 4 panels a row, the rows filled evenly (6 stages: 3 + 3, not 4 + 2)
     cols = -(-len(stages) // rows)
@@ -217,11 +229,7 @@ def invariance_plot(records: list[dict[str, Any]], title: str = "", band: str = 
     if head:
         fig.suptitle(_fit_width(fig, head, 9), fontsize=9)
     caption = _caption(f, "+-1 std" if band == "std" else "min-max")
-    bottom = 0.0
-    if caption:
-        caption = _fit_width(fig, caption, 7)
-        fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", color="#333")
-        bottom = (0.125 * (caption.count("\n") + 1) + 0.04) / fig.get_figheight()
+    bottom = _bottom_caption(fig, caption)
     fig.tight_layout(rect=(0, bottom, 1, 1))  # the legend counts: the panels leave it room on the right
     panels = [axes[k // cols][k % cols] for k in range(len(stages))]
     under = _hidden_under(panels, f["methods"])
@@ -370,7 +378,7 @@ def grid_plot(records: list[dict[str, Any]], title: str = "") -> bytes:
 
     f = _facts(records)
     plt = _pyplot()
-    stages = [(i, s) for i, s in f["stages"] if i not in f["zero"] + f["unmeasured"]] or f["stages"][-1:]
+    stages = f["drawn"]
     dys = sorted({dy for dy, _ in f["shifts"]})
     dxs = sorted({dx for _, dx in f["shifts"]})
     peaks = {m: max((float(np.mean(v)) for (mm, st, _), v in f["cell"].items() if mm == m and v and st in
@@ -486,10 +494,6 @@ def difference_plot(rows: list[dict[str, Any]], title: str = "",
         notes.append(f"grays span f(x)'s 0.5th to {CLIP_PERCENTILE:g}th percentile"
                      + (f", colours stop at the differences' {CLIP_PERCENTILE:g}th (the bar's arrow)" if clipped else "")
                      + ", measured inside a 2% frame (the maps' edges hold the boundary effects)")
-    bottom = 0.0
-    if notes:
-        caption = _fit_width(fig, "\n".join(notes), 7)
-        fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", color="#333")
-        bottom = (0.125 * (caption.count("\n") + 1) + 0.04) / fig.get_figheight()
+    bottom = _bottom_caption(fig, "\n".join(notes))
     fig.tight_layout(rect=(0, bottom, 1, 1))
     return _png(fig)

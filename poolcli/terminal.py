@@ -195,7 +195,7 @@ def summary_table(report: dict[str, Any]) -> Table:
     every = _summary_rows(report)
     rows, hidden = _pick(every)
     folder = common_folder([r["input"] for r in every])
-    t = Table(title=f"{len(report['inputs']) + len(report['failures'])} inputs"
+    t = Table(title=f"{len(every)} inputs"
                     + (f" in {printable(folder)}" if folder else ""), title_justify="left",
               box=box.SIMPLE_HEAD, pad_edge=False)
     names = [printable(r["input"][len(folder):]) for r in rows]
