@@ -87,7 +87,7 @@ def files(out: Path, skip: tuple[str, ...] = ("report.json", "invariance.json"))
     def content(p: Path) -> object:
         if p.suffix == ".png":
             with Image.open(p) as im:
-                return im.mode, im.size, im.tobytes()
+                return im.mode, im.size, im.tobytes(), im.getpalette() if im.mode == "P" else None
         return p.read_bytes()
 
     return {p.relative_to(out).as_posix(): content(p) for p in sorted(out.rglob("*")) if p.is_file() and p.name not in skip}

@@ -106,9 +106,11 @@ def test_reduce_map_in_bands_is_the_whole():
 @pytest.mark.parametrize("text", ["2: max", "1x705x705", "-0.0613 .. 1.42e+03", "zoom R sobel-x", "Ag|jy_",
                                   "x=168 y=200 64x64", "(+12 more)", "per-map: every tile on its own scale", "é ü"])
 def test_cached_text_is_what_imagedraw_draws(text, small):
-    """Text blended from the cached mask onto the NumPy canvas: ImageDraw's pixels, also over colour."""
+    """Text blended from the cached mask onto the NumPy canvas: ImageDraw's pixels, also over colour (and on a
+    gray montage's palette canvas, each pixel's gray within one level of them)."""
     from PIL import ImageDraw
 
+    rgb, gray = images._Painter(images._Ink(rgb=True)), images._Painter(images._Ink(rgb=False))
     font = images._font(images._SMALL_SIZE) if small else images._font()
     white = (255, 255, 255)
     for fill, background in [(images._TEXT, white), (images._MUTED, white), ((230, 40, 40), (9, 90, 200))]:
@@ -116,14 +118,19 @@ def test_cached_text_is_what_imagedraw_draws(text, small):
         ImageDraw.Draw(want).text((5, 7), text, fill=fill, font=font)
         got = np.empty((40, 420, 3), dtype=np.uint8)
         got[...] = background
-        images._Painter.put(got, (5, 7), text, small, fill)
+        rgb.put(got, (5, 7), text, small, fill)
         np.testing.assert_array_equal(got, np.asarray(want))
+        if background == white and len(set(fill)) == 1:
+            canvas = np.full((40, 420), gray.background, dtype=np.uint8)
+            gray.put(canvas, (5, 7), text, small, fill)
+            shown = images._gray_palette().take(canvas, axis=0).astype(int)
+            assert np.abs(shown - np.asarray(want, dtype=int)).max() <= 1
         # clipped at the edges as Pillow clips
         for xy in [(-9, -5), (400, 30), (-3, 35)]:
             want = Image.new("RGB", (420, 40), background)
             ImageDraw.Draw(want).text(xy, text, fill=fill, font=font)
             got[...] = background
-            images._Painter.put(got, xy, text, small, fill)
+            rgb.put(got, xy, text, small, fill)
             np.testing.assert_array_equal(got, np.asarray(want), err_msg=str(xy))
     # over the background where a tile already lies under part of the text: blended, not the cached patch
     want = Image.new("RGB", (420, 40), white)
@@ -131,9 +138,9 @@ def test_cached_text_is_what_imagedraw_draws(text, small):
     ImageDraw.Draw(want).text((5, 7), text, fill=images._TEXT, font=font)
     got = np.full((40, 420, 3), 255, dtype=np.uint8)
     got[:, 8:31] = (40, 160, 90)
-    images._Painter.put(got, (5, 7), text, small, images._TEXT)
+    rgb.put(got, (5, 7), text, small, images._TEXT)
     np.testing.assert_array_equal(got, np.asarray(want))
-    assert images._Painter().width(text, small) == ImageDraw.Draw(want).textbbox((0, 0), text, font=font)[2] \
+    assert rgb.width(text, small) == ImageDraw.Draw(want).textbbox((0, 0), text, font=font)[2] \
         - ImageDraw.Draw(want).textbbox((0, 0), text, font=font)[0]
 
 

@@ -531,14 +531,44 @@ def test_encode_png_errors(array, message):
         encode_png(array)
 
 
+@pytest.mark.parametrize("colours", [1, 7, 256])
+def test_encode_png_palette_round_trip(colours):
+    """A palette image (a gray montage): Pillow reads the indices and the palette back, for any size of
+    palette and rows wider and taller than one band."""
+    for shape in [(1, 1), (5, 7), (700, 9000)]:
+        arr = RNG.integers(0, colours, size=shape, dtype=np.uint8)
+        palette = RNG.integers(0, 256, size=(colours, 3), dtype=np.uint8)
+        with Image.open(io.BytesIO(encode_png(arr, palette))) as im:
+            assert im.mode == "P"
+            np.testing.assert_array_equal(np.asarray(im), arr)
+            np.testing.assert_array_equal(np.asarray(im.convert("RGB")), palette[arr])
+
+
+@pytest.mark.parametrize(
+    ("array", "palette", "message"),
+    [
+        (np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.float32), r"palette must be a uint8 \(N, 3\) array"),
+        (np.zeros((2, 2), np.uint8), np.zeros((257, 3), np.uint8), r"with 1 <= N <= 256; got uint8 \(257, 3\)"),
+        (np.zeros((2, 2), np.uint8), np.zeros((0, 3), np.uint8), r"with 1 <= N <= 256"),
+        (np.zeros((2, 2), np.uint8), np.zeros((4, 4), np.uint8), r"palette must be a uint8 \(N, 3\) array"),
+        (np.zeros((2, 2, 3), np.uint8), np.zeros((4, 3), np.uint8), r"a palette image must have shape \(H, W\)"),
+        (np.full((2, 2), 4, np.uint8), np.zeros((4, 3), np.uint8), r"array has index 4, beyond the palette's 4"),
+    ],
+)
+def test_encode_png_palette_errors(array, palette, message):
+    with pytest.raises(ValueError, match=message):
+        encode_png(array, palette)
+
+
 # ----------------------------------------------------------------- montage ---
 
 
 def _open_png(data: bytes) -> Image.Image:
+    """A montage's PNG, as RGB: a palette image for a gray input (255 grays and the zoom box's red), else RGB."""
     im = Image.open(io.BytesIO(data))
     im.load()
-    assert im.format == "PNG" and im.mode == "RGB"
-    return im
+    assert im.format == "PNG" and im.mode in ("RGB", "P")
+    return im.convert("RGB")
 
 
 def test_montage_grows_with_panels():
@@ -578,12 +608,13 @@ def _count(arr: np.ndarray, rgb) -> int:
 
 def test_montage_tiles_keep_relative_scale():
     """An 8x8 input drawn 8x is 64x64 px; its 4x4 pooled map at the same scale 32x32 px, never larger."""
-    x = np.full((1, 8, 8), 0.1, dtype=np.float32)  # constant: drawn at its value, gray 26 (darker than any text)
+    x = np.full((1, 8, 8), 0.1, dtype=np.float32)  # constant: drawn at its value (darker than any text)
     pooled = np.full((1, 4, 4), 0.1, dtype=np.float32)
     alone = np.asarray(_open_png(montage(x, [], height=64)))
     both = np.asarray(_open_png(montage(x, [("1: max 1x4x4", pooled)], height=64)))
-    assert _count(alone, (26, 26, 26)) >= 64 * 64  # (the colour bar may hold that gray too)
-    assert _count(both, (26, 26, 26)) - _count(alone, (26, 26, 26)) == 32 * 32
+    gray = (round(0.1 * 254) * 255 + 127) // 254  # level 25 of the gray montage's 255: gray 25
+    assert _count(alone, (gray,) * 3) >= 64 * 64  # (the colour bar may hold that gray too)
+    assert _count(both, (gray,) * 3) - _count(alone, (gray,) * 3) == 32 * 32
 
 
 def test_montage_blocks_are_nearest_neighbour():
@@ -643,6 +674,31 @@ def test_montage_odd_shapes(shape):
         warnings.simplefilter("error")
         im = _open_png(montage(x, panels))
     assert im.width < 6000 and im.height < 3000
+
+
+def test_gray_montage_is_a_palette_image_of_255_grays_and_the_red_box():
+    """A one-channel input's montage: a palette PNG (one byte per pixel), 255 grays from black to white and
+    the zoom box's red; its tiles on 255 levels, black at the minimum and white at the maximum."""
+    from poolcli.images import montage_canvas, montage_pixels
+
+    x = np.tile(np.linspace(0.0, 1.0, 512, dtype=np.float32), (1, 300, 1))  # a ramp: every level
+    x[0, 100:200, 300:400] += RNG.random((100, 100), dtype=np.float32)  # structure: the zoom region
+    pooled = x.reshape(1, 150, 2, 256, 2).max(axis=(2, 4))
+    pixels, palette = montage_canvas(x, [("1: max 1x150x256", pooled)])
+    assert pixels.ndim == 2 and palette.shape == (256, 3)
+    grays = (np.arange(255) * 255 + 127) // 254
+    np.testing.assert_array_equal(palette[:255], np.repeat(grays[:, None], 3, axis=1))
+    assert tuple(palette[255]) == images._ZOOM_BOX and palette[254].tolist() == [255] * 3
+    assert (pixels == 255).sum() >= 4 * 32  # the box (a 64x64 region, reduced 2x for a 512-wide input)
+    assert set(np.unique(pixels[pixels < 255])) >= set(range(0, 255, 1))  # every gray of the ramp is drawn
+    png = montage(x, [("1: max 1x150x256", pooled)])
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.mode == "P"
+        np.testing.assert_array_equal(np.asarray(im), pixels)
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), montage_pixels(x, [("1: max 1x150x256", pooled)]))
+    # two channels (e.g. gray + alpha kept): still gray; three or more: RGB
+    assert montage_canvas(np.concatenate([x, x]), [])[1] is not None
+    assert montage_canvas(np.concatenate([x, x, x]), [])[1] is None
 
 
 def test_montage_rgb_input_is_colour():
@@ -712,7 +768,7 @@ def test_montage_of_a_thin_image_shows_its_legend_whole(normalize):
     x = RNG.random((1, 5000, 3)).astype(np.float32)
     pooled = x.reshape(1, 2500, 2, 1, 3).max(axis=(2, 3))[..., :1]
     im = np.asarray(_open_png(montage(x, [("1: max(size=2) 1x2500x1", pooled)], normalize=normalize)))
-    painter = images._Painter()
+    painter = images._Painter(images._Ink(rgb=False))
     note = images._legend_text(normalize, ["gray"], [(0.0, 1.0)])[0]
     assert im.shape[1] >= painter.width(note, True) + 2 * images._MARGIN
     assert (im[-60:, -images._MARGIN:] == 255).all()  # nothing drawn in the right margin of the legend rows

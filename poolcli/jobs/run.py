@@ -303,16 +303,16 @@ def run_one(item: InputItem, opts: RunJob) -> dict:
         if opts.montage:
             png = opts.out_dir / item.out_rel / "montage.png"
             names = input_channels(opts.color, source.shape[0])
-            pngs.submit(png, images.montage_pixels(source, panels, normalize=opts.normalize,
-                                                   zoom=images.parse_zoom(opts.zoom), channel_names=names))
+            pngs.submit(png, *images.montage_canvas(source, panels, normalize=opts.normalize,
+                                                    zoom=images.parse_zoom(opts.zoom), channel_names=names))
             record["montage"] = png.relative_to(opts.out_dir).as_posix()
     return record
 
 
-def _write_png(path: Path, pixels) -> None:
+def _write_png(path: Path, pixels, palette=None) -> None:
     from .. import images
 
-    atomic_write(path, lambda fh: images.write_png(fh, pixels))
+    atomic_write(path, lambda fh: images.write_png(fh, pixels, palette))
 
 
 class PngWriter:
@@ -339,21 +339,22 @@ class PngWriter:
         self._slots = threading.BoundedSemaphore(threads)
         self._futures: list = []
 
-    def submit(self, path: Path, pixels) -> None:
-        """Encode ``pixels`` (uint8, see :func:`poolcli.images.encode_png`) and write it to ``path``, atomically."""
+    def submit(self, path: Path, pixels, palette=None) -> None:
+        """Encode ``pixels`` (uint8; with ``palette``, its indices: see :func:`poolcli.images.encode_png`) and
+        write it to ``path``, atomically."""
         if self._pool is None:
-            _write_png(path, pixels)
+            _write_png(path, pixels, palette)
             return
         self._slots.acquire()
         try:
-            self._futures.append(self._pool.submit(self._write, path, pixels))
+            self._futures.append(self._pool.submit(self._write, path, pixels, palette))
         except BaseException:
             self._slots.release()
             raise
 
-    def _write(self, path: Path, pixels) -> None:
+    def _write(self, path: Path, pixels, palette) -> None:
         try:
-            _write_png(path, pixels)
+            _write_png(path, pixels, palette)
         finally:
             self._slots.release()
 

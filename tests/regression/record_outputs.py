@@ -118,6 +118,8 @@ def _digest_file(path: Path) -> str:
         with Image.open(path) as im:
             h.update(f"{im.mode}{im.size}".encode())
             h.update(im.tobytes())
+            if im.mode == "P":  # a gray montage: its palette too
+                h.update(bytes(im.getpalette() or []))
     elif suffix == ".json":
         doc = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(doc, dict) and doc.get("out_dir") not in (None, "o") and not str(doc["out_dir"]).endswith("_png"):
