@@ -134,7 +134,7 @@ def _image_files(
     A folder that cannot be listed (permissions) is yielded as ``(folder, reason)``: it becomes an input
     that fails with that reason, counted and reported, instead of vanishing from the batch.
     """
-    from .images import IMAGE_EXTENSIONS
+    from .images import OPENABLE
 
     def walk(folder: Path, rel: str) -> Iterator[tuple[Path, str]]:
         try:
@@ -161,7 +161,7 @@ def _image_files(
             if is_dir:
                 if recursive:
                     yield from walk(p, r + "/")
-            elif _matches(r, e.name, globs, IMAGE_EXTENSIONS):
+            elif _matches(r, e.name, globs, OPENABLE):
                 yield p, ""
             else:
                 skipped[0] += 1

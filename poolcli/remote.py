@@ -80,7 +80,7 @@ def scan_url(url: str, options: dict[str, Any], recursive: bool, globs: Sequence
              several: bool, exclude: str | None = None) -> Discovery:
     """The inputs under a URL (a prefix, listed recursively and sorted, or one object), named as :func:`batch.scan` names
     files of a folder; ``exclude`` (a URL ``--out``) is never listed as input."""
-    from .images import IMAGE_EXTENSIONS
+    from .images import OPENABLE
 
     store = Store(url, options)
     try:
@@ -110,7 +110,7 @@ def scan_url(url: str, options: dict[str, Any], recursive: bool, globs: Sequence
         if skip is not None and (key + "/").startswith(skip):
             continue
         rel = key[len(root) + 1:]
-        if not matches(rel, posixpath.basename(rel), globs, IMAGE_EXTENSIONS):
+        if not matches(rel, posixpath.basename(rel), globs, OPENABLE):
             skipped += 1
             continue
         parts = [out_name(p) for p in rel.split("/")]

@@ -803,3 +803,26 @@ def test_importing_images_leaves_pillows_plugins_alone_until_extensions_are_aske
 
     with pytest.raises(AttributeError, match="no attribute 'NOT_THERE'"):
         images.NOT_THERE  # noqa: B018
+
+
+def test_discovering_a_folder_of_pngs_leaves_the_other_plugins_alone(tmp_path, make_image):
+    """Folder discovery asks OPENABLE (membership in IMAGE_EXTENSIONS): PNG, JPEG, BMP, GIF and PPM names are
+    answered from Pillow's first five plugins, so a folder of them never imports the others (25-60 ms);
+    a TIFF among them does, and OPENABLE agrees with IMAGE_EXTENSIONS on every extension."""
+    import subprocess
+    import sys
+
+    for name in ["a.png", "b.JPG", "c.bmp"]:
+        make_image(f"common/{name}", "L", (4, 5))
+    code = ("import sys\nfrom pathlib import Path\nfrom poolcli.batch import scan\n"
+            "found = scan([Path(sys.argv[1])])\n"
+            "print(len(found.items), 'PIL.TiffImagePlugin' in sys.modules)")
+    run = lambda folder: subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True,  # noqa: E731
+                                        check=True).stdout.split()
+    assert run(tmp_path / "common") == ["3", "False"]
+    make_image("common/d.tif", "L", (4, 5))
+    assert run(tmp_path / "common") == ["4", "True"]
+    from poolcli import images
+
+    wanted = images._WANTED_EXTENSIONS + (".txt", ".pdf", "", ".PNG")
+    assert {e for e in wanted if e in images.OPENABLE} == set(IMAGE_EXTENSIONS)
