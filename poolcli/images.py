@@ -22,7 +22,7 @@ import stat
 import struct
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -196,7 +196,7 @@ def _check_memory(path: Path, width: int, height: int, bands: int) -> None:
         )
 
 
-def _decode(path: Path, max_frames: int | None = None) -> Image.Image:
+def _decode(path: Path, max_frames: int | None = None, before_decode=None) -> Image.Image:
     """:func:`_decode_file` with the C libraries' stderr captured (:mod:`poolcli._stderr`).
 
     What libtiff & co. print goes into the input's one-line reason, never to
@@ -207,7 +207,7 @@ def _decode(path: Path, max_frames: int | None = None) -> Image.Image:
     failed: InputError | None = None
     with captured() as lines:
         try:
-            im = _decode_file(path, max_frames)
+            im = _decode_file(path, max_frames, before_decode)
         except InputError as exc:
             failed = exc
     errors = errors_of(lines)
@@ -221,8 +221,9 @@ def _decode(path: Path, max_frames: int | None = None) -> Image.Image:
     return im
 
 
-def _decode_file(path: Path, max_frames: int | None = None) -> Image.Image:
-    """Open, size-check, fully decode and orient the first frame of ``path``."""
+def _decode_file(path: Path, max_frames: int | None = None, before_decode=None) -> Image.Image:
+    """Open, size-check, fully decode and orient the first frame of ``path``; ``before_decode(bands, height,
+    width)``, if given, is called between the header's checks and the decoding."""
     try:
         fp = open(path, "rb")  # noqa: SIM115 - closed in the finally below
     except PermissionError:
@@ -268,6 +269,8 @@ def _decode_file(path: Path, max_frames: int | None = None) -> Image.Image:
                 if frames > max_frames:
                     raise InputError(path, f"too many frames ({frames} > --max-frames {max_frames})")
             _check_memory(path, width, height, len(im.getbands()))
+            if before_decode is not None:
+                before_decode(len(im.getbands()), height, width)
             try:
                 # Multi-frame files open on frame 0; nothing iterates frames.
                 im.load()
@@ -364,6 +367,7 @@ def load_image(
     max_pixels: int | None = None,
     max_frames: int | None = None,
     nan: str = "error",
+    before_decode: Callable[[tuple[int, int, int]], None] | None = None,
 ) -> np.ndarray:
     """Read an image file into a float32 array of shape ``(C, H, W)``.
 
@@ -398,6 +402,13 @@ def load_image(
         them): ``"error"`` (default) refuses the file, naming how many;
         ``"propagate"`` keeps them (max pooling propagates NaN, as PyTorch);
         ``"zero"`` replaces them with 0.
+    before_decode : callable, optional, keyword-only
+        Called with the ``(C, H, W)`` of the image once its header is read and
+        checked, before its pixels are decoded (C as :func:`input_shape`
+        gives it: for ``"keep"`` the file's bands, alpha included); what it
+        raises propagates (an :class:`~poolcli.errors.InputError` with its
+        reason). E.g. refusing a stack that would not fit in memory without
+        opening the file twice.
 
     Returns
     -------
@@ -459,13 +470,17 @@ def load_image(
             raise ValueError(f"{name} must be a positive int or None; got {v!r}")
     path = Path(path)
     _check_regular_file(path)
+    hook = None
+    if before_decode is not None:
+        def hook(bands: int, height: int, width: int) -> None:
+            before_decode((1 if color == "gray" else max(1, bands), height, width))
     if max_pixels is None:
-        im = _decode(path, max_frames)
+        im = _decode(path, max_frames, hook)
     else:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb check uses the module limit
         try:
-            im = _decode(path, max_frames)
+            im = _decode(path, max_frames, hook)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
     channels = _to_array(im, path)

@@ -826,3 +826,43 @@ def test_discovering_a_folder_of_pngs_leaves_the_other_plugins_alone(tmp_path, m
 
     wanted = images._WANTED_EXTENSIONS + (".txt", ".pdf", "", ".PNG")
     assert {e for e in wanted if e in images.OPENABLE} == set(IMAGE_EXTENSIONS)
+
+
+def test_before_decode_sees_the_shape_from_the_header_and_can_refuse(tmp_path, make_image, monkeypatch):
+    """load_image's before_decode hook: the (C, H, W) from the header (C as input_shape gives it), called
+    before decoding; what it raises is the file's error. load_input checks the stacks' memory through it,
+    so every input is opened once (it was opened for its header, then again to decode)."""
+    from PIL import ImageFile
+
+    from poolcli.errors import InputError
+
+    rgba = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (6, 9, 4), dtype=np.uint8), mode="RGBA").save(rgba)
+    seen = []
+    for color, want in [("gray", (1, 6, 9)), ("keep", (4, 6, 9)), ("keep-alpha", (4, 6, 9))]:
+        load_image(rgba, color, before_decode=seen.append)
+        assert seen[-1] == want == images.input_shape(rgba, color)
+    decoded = []
+    orig = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(1) or orig(self))
+
+    def refuse(shape):
+        raise InputError(rgba, f"needs too much for {shape}")
+
+    with pytest.raises(InputError, match=r"needs too much for \(1, 6, 9\)"):
+        load_image(rgba, before_decode=refuse)
+    assert decoded == []  # refused before decoding
+    from types import SimpleNamespace
+
+    from poolcli.batch import InputItem
+    from poolcli.jobs.base import load_input
+    from poolcli.stack.sources import parse_stack
+
+    opens = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opens.append(1) or real_open(*a, **k))
+    opts = SimpleNamespace(color="gray", nan="error", max_pixels=None, max_frames=None, max_memory=None)
+    assert load_input(InputItem(rgba, Path("a")), opts, [parse_stack("max(2)")]).shape == (1, 6, 9)
+    assert len(opens) == 1
+    with pytest.raises(InputError, match="memory"):
+        load_input(InputItem(rgba, Path("a")), SimpleNamespace(**{**vars(opts), "max_memory": 1}), [parse_stack("max(2)")])

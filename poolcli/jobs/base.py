@@ -255,8 +255,7 @@ def load_input(item: InputItem, opts: Any, stacks: Any = ()):
     from .. import images
     from ..stack import memory
 
-    shape = images.input_shape(item.path, opts.color)
-    if shape is not None:
+    def check(shape: tuple[int, int, int]) -> None:  # from the header, before decoding (the file opened once)
         total = getattr(opts, "max_memory", None) or memory.default_limit()
         share = max(1, getattr(opts, "memory_share", 1))
         note = f" ({memory.human(total)} shared by {share} workers)" if share > 1 else ""
@@ -265,4 +264,6 @@ def load_input(item: InputItem, opts: Any, stacks: Any = ()):
                 memory.check(st, shape, total // share, note)
             except ValueError as exc:
                 raise InputError(item.path, str(exc)) from None
-    return images.load_image(item.path, opts.color, max_pixels=opts.max_pixels, max_frames=opts.max_frames, nan=opts.nan)
+
+    return images.load_image(item.path, opts.color, max_pixels=opts.max_pixels, max_frames=opts.max_frames, nan=opts.nan,
+                             before_decode=check if stacks else None)
