@@ -1186,7 +1186,7 @@ class _Ink:
             return 255
         if len(set(colour)) != 1:
             raise ValueError(f"a gray montage has no colour {colour!r} but the zoom box's")
-        return (colour[0] * 254 + 127) // 255
+        return _palette_index(colour[0])
 
     def palette(self) -> np.ndarray | None:
         """The ``(256, 3)`` uint8 palette of a gray canvas (None for RGB)."""
@@ -1198,6 +1198,11 @@ class _Ink:
         if len(planes) == 3:
             return np.stack(planes, axis=-1)
         return np.repeat(planes[0][..., np.newaxis], 3, axis=2) if self.rgb else planes[0]
+
+
+def _palette_index(gray):
+    """The index of a gray montage's palette nearest to gray level(s) ``gray`` (0 .. 255; int or array)."""
+    return (gray * 254 + 127) // 255
 
 
 @functools.lru_cache(maxsize=1)
@@ -1338,7 +1343,7 @@ def _text_patch(text: str, small: bool, fill: tuple[int, int, int], rgb: bool = 
     patch[...] = _BACKGROUND
     _blend(patch, 0, 0, mask, fill)
     if not rgb:
-        patch = ((patch[..., 0].astype(np.uint16) * 254 + 127) // 255).astype(np.uint8)
+        patch = _palette_index(patch[..., 0].astype(np.uint16)).astype(np.uint8)
     patch.flags.writeable = False
     return patch
 
