@@ -962,8 +962,11 @@ def _fold(a: np.ndarray, factor: int, axis: int, op: np.ufunc, dtype=None) -> np
 
     parts = []
     if full:
-        acc = np.array(take(0, full * factor, factor), dtype=dtype or a.dtype)
-        for k in range(1, factor):
+        if factor > 1:  # the first two offsets in one call (cast and combined: the same values as a copy, then op)
+            acc = op(take(0, full * factor, factor), take(1, full * factor, factor), dtype=dtype or a.dtype)
+        else:
+            acc = np.array(take(0, full * factor, factor), dtype=dtype or a.dtype)
+        for k in range(2, factor):
             op(acc, take(k, full * factor, factor), out=acc)
         parts.append(acc)
     if n > full * factor:
@@ -1078,7 +1081,7 @@ class _Geometry:
             return
         side = min(_ZOOM_REGION, self.H, self.W)
         k = max(1, min(round(side / self.down), *gray_small.shape))
-        g = np.nan_to_num(gray_small)
+        g = gray_small if np.isfinite(gray_small).all() else np.nan_to_num(gray_small)  # (nan_to_num copies)
         # on a coarser grid (about 8 cells per region side): edges and shapes, not pixel noise
         coarse = max(1, k // 8)
         g, k = reduce_map(g, coarse), max(1, k // coarse)
@@ -1100,7 +1103,9 @@ class _Geometry:
         256x256 shades 4,096 values, not 65,536).
         """
         (rows, row_of), (cols, col_of) = self._zoom_samples(plane.shape[:2])
-        return shade(plane[np.ix_(rows, cols)], lo, hi, top).take(row_of, axis=0).take(col_of, axis=1)
+        # columns first, on the small crop, then whole rows (contiguous copies): 0.014 against 0.048 ms for a
+        # 64x64 region drawn 256x256 rows first (measured); the same pixels
+        return shade(plane[np.ix_(rows, cols)], lo, hi, top).take(col_of, axis=1).take(row_of, axis=0)
 
     def zoom_caption(self, size: tuple[int, int]) -> str:
         """What a map's zoom tile shows: ``"32x32 of 256x256"``, the region in the map's own pixels (rows x
