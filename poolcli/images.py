@@ -1330,9 +1330,18 @@ def _text_mask(text: str, small: bool) -> tuple[np.ndarray, int, int]:
     (tested); a batch draws the same headers, shapes, row names and legend on every image, and
     rendering them was the largest part of drawing a 512x512 montage (3.3 of 19 ms, measured).
     """
+    font = _font(_SMALL_SIZE) if small else _font()
+    if isinstance(font, ImageFont.FreeTypeFont):
+        # the mask and offset ImageDraw.text itself draws through (getmask2), without its layout of the
+        # text around them (a caption that changes per image: 0.17 -> 0.06 ms, measured)
+        core, (left, top) = font.getmask2(text, "L")
+        w, h = core.size
+        if w and h:
+            array = np.frombuffer(bytes(core), dtype=np.uint8).reshape(h, w)
+            return array, left, top
     left, top, right, bottom = _text_box(text, small)
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
-    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=_font(_SMALL_SIZE) if small else _font())
+    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font)
     array = np.asarray(mask)
     array.flags.writeable = False
     return array, left, top
