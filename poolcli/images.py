@@ -57,12 +57,15 @@ _WANTED_EXTENSIONS = (
 )
 
 
+def _opens(ext: str, registered: dict[str, str]) -> bool:
+    """Whether Pillow has an opener for ``ext`` among the ``registered`` extensions (ext -> format)."""
+    return registered.get(ext) in Image.OPEN
+
+
 @functools.lru_cache(maxsize=1)
 def _openable_extensions() -> frozenset[str]:
     registered = Image.registered_extensions()  # also runs Image.init()
-    return frozenset(
-        ext for ext in _WANTED_EXTENSIONS if registered.get(ext) in Image.OPEN
-    )
+    return frozenset(ext for ext in _WANTED_EXTENSIONS if _opens(ext, registered))
 
 
 class _OpenableExtension:
@@ -76,7 +79,7 @@ class _OpenableExtension:
         if ext not in _WANTED_EXTENSIONS:
             return False
         Image.preinit()
-        if Image.EXTENSION.get(ext) in Image.OPEN:
+        if _opens(ext, Image.EXTENSION):
             return True
         return ext in _openable_extensions()
 
@@ -357,7 +360,12 @@ def input_shape(path: str | os.PathLike[str], color: str = "gray") -> tuple[int,
                 w, h = im.size
     except Exception:  # unreadable: load_image says why
         return None
-    return (1 if color == "gray" else max(1, bands)), h, w
+    return _channels(color, bands), h, w
+
+
+def _channels(color: str, bands: int) -> int:
+    """The C of :func:`input_shape` for an image of ``bands`` bands: 1 for ``"gray"``, else its bands."""
+    return 1 if color == "gray" else max(1, bands)
 
 
 def load_image(
@@ -473,7 +481,7 @@ def load_image(
     hook = None
     if before_decode is not None:
         def hook(bands: int, height: int, width: int) -> None:
-            before_decode((1 if color == "gray" else max(1, bands), height, width))
+            before_decode((_channels(color, bands), height, width))
     if max_pixels is None:
         im = _decode(path, max_frames, hook)
     else:
