@@ -350,3 +350,34 @@ def test_atomic_write_takes_another_temporary_name_on_a_clash(tmp_path, monkeypa
     assert (tmp_path / "a.bin").read_bytes() == b"mine"
     assert clash.read_bytes() == b"someone else's"
     assert sorted(p.name for p in tmp_path.iterdir()) == [clash.name, "a.bin"]
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.float32).reshape(1, 3, 4),
+        np.arange(12, dtype=np.float64).reshape(3, 4).T,  # not C-contiguous
+        np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3)),
+        np.arange(5, dtype=">f4"),  # big-endian
+        np.array([True, False, True]),
+        np.arange(4, dtype=np.float16),
+        np.arange(7, dtype=np.uint8),
+        np.int64(-3),  # 0-d
+        np.zeros((0, 4), dtype=np.float32),  # empty
+        np.zeros((2, 0, 3), dtype=np.int64),
+        np.array([1 + 2j, 3 - 4j]),  # complex: through np.save
+        np.array([("a", 1)], dtype=[("n", "U1"), ("v", "i4")]),  # structured: through np.save
+    ],
+    ids=lambda a: f"{a.dtype.str}{a.shape}",
+)
+def test_save_npy_writes_np_save_bytes(tmp_path, array):
+    """save_npy's own writer gives exactly the bytes of ``np.save`` (which reads them back as the array)."""
+    import io
+
+    ref = io.BytesIO()
+    np.save(ref, np.ascontiguousarray(array), allow_pickle=False)
+    save_npy(tmp_path / "a.npy", array)
+    assert (tmp_path / "a.npy").read_bytes() == ref.getvalue()
+    back = np.load(tmp_path / "a.npy")
+    want = np.ascontiguousarray(array)  # (a 0-d array is saved 1-d, as before)
+    assert back.dtype == want.dtype and back.shape == want.shape and np.array_equal(back, want)
