@@ -531,7 +531,7 @@ def time_proc(cmd: list[str] | Callable[[int], list[str]], repeats: int, warmup:
     Each run starts after ``os.sync()``: on this machine a 200-image run writes about 460 MB, and its
     writeback (and that of deleting it) otherwise fell into the next run's time (system time of one and
     the same run measured 0.6-1.7 s)."""
-    ts, rss = [], []
+    ts, rss, cpu = [], [], []
     for i in range(warmup + repeats):
         if before:
             before()
@@ -550,9 +550,15 @@ def time_proc(cmd: list[str] | Callable[[int], list[str]], repeats: int, warmup:
             if timev:
                 m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
                 rss.append(int(m[1]) / 1024 if m else math.nan)
+                u, s = (re.search(rf"{k} time \(seconds\): ([\d.]+)", p.stderr) for k in ("User", "System"))
+                cpu.append((float(u[1]) if u else math.nan, float(s[1]) if s else math.nan))
     out = {"median": statistics.median(ts), "min": min(ts), "n": len(ts)}
     if timev:
         out["max_rss_mib"] = max(rss)
+        # CPU time of the process and its children: user, and system (the kernel: on this VM mostly copying
+        # written bytes into new page-cache pages, which varied 2-4x from run to run with the machine's state)
+        out["user_s"] = statistics.median(c[0] for c in cpu)
+        out["sys_s"] = statistics.median(c[1] for c in cpu)
     return out
 
 
@@ -676,20 +682,22 @@ def bench_e2e(quick: bool, results: dict) -> None:
         for label, ts in timed.items():
             walls = [t["median"] for t in ts]
             t = {"median": statistics.median(walls), "min": min(walls), "n": len(walls),
-                 "max_rss_mib": max(t["max_rss_mib"] for t in ts)}
+                 "max_rss_mib": max(t["max_rss_mib"] for t in ts),
+                 "user_s": statistics.median(t["user_s"] for t in ts), "sys_s": statistics.median(t["sys_s"] for t in ts)}
             rec[label] = {"status": "ok", **t, "images_per_s": n / t["median"]}
         tips = rec["torch"].get("images_per_s", math.nan)
         for label in [v[0] for v in variants] + ["torch"]:
             r = rec[label]
             if r["status"] != "ok":
-                rows.append([label, r["status"], "", "", r.get("note", "")])
+                rows.append([label, r["status"], "", "", "", r.get("note", "")])
                 continue
-            rows.append([label, f"{r['median']:.2f} [{r['min']:.2f}]", f"{r['images_per_s']:.1f}",
-                         f"{r['max_rss_mib']:.0f}", fmt_ratio(r["images_per_s"] / tips) if label != "torch" else "1.00x"])
+            rows.append([label, f"{r['median']:.2f} [{r['min']:.2f}]", f"{r['user_s']:.2f} + {r['sys_s']:.2f}",
+                         f"{r['images_per_s']:.1f}", f"{r['max_rss_mib']:.0f}",
+                         fmt_ratio(r["images_per_s"] / tips) if label != "torch" else "1.00x"])
         emit()
         emit(table(f"End to end: {n} PNGs 512x512, `{E2E_STACK}` + .npy and PNG per stage, whole processes "
                    f"(median [min] of {reps}); check: {rec.get('check', '-')}",
-                   ["run", "s", "img/s", "maxRSS MiB", "vs torch"], rows))
+                   ["run", "s", "CPU s user + sys", "img/s", "maxRSS MiB", "vs torch"], rows))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["e2e"] = rec
