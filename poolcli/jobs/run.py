@@ -305,8 +305,22 @@ def run_one(item: InputItem, opts: RunJob) -> dict:
             names = input_channels(opts.color, source.shape[0])
             pngs.submit(png, *images.montage_canvas(source, panels, normalize=opts.normalize,
                                                     zoom=images.parse_zoom(opts.zoom), channel_names=names))
-            record["montage"] = png.relative_to(opts.out_dir).as_posix()
+            record["montage"] = _rel(item, "montage.png")
     return record
+
+
+def _rel(item: InputItem, name: str) -> str:
+    """``name``'s path in ``item``'s output folder, relative to ``--out``, with ``/`` (what the records
+    say): the strings ``(out / rel / name).relative_to(out).as_posix()`` gives, without its pathlib
+    objects (a dozen per image)."""
+    folder = item.out_rel.as_posix()
+    return name if folder == "." else f"{folder}/{name}"
+
+
+def _rel_prefix(out_dir: Path, opts: "RunJob") -> str:
+    """``out_dir`` (an input's output folder under ``opts.out_dir``) relative to ``--out``, as a prefix."""
+    folder = out_dir.relative_to(opts.out_dir).as_posix()
+    return "" if folder == "." else folder + "/"
 
 
 def _write_png(path: Path, pixels, palette=None) -> None:
@@ -378,16 +392,14 @@ def write_stages(item: InputItem, computed: list[tuple], input_shape: tuple, opt
     out_dir = opts.out_dir / item.out_rel
 
     def write_maps(stem: str, maps, npy: bool = True) -> tuple[str | None, list[str]]:
-        path = out_dir / f"{stem}.npy"
         if npy:
-            save_npy(path, maps)
+            save_npy(out_dir / f"{stem}.npy", maps)
         written = []
         if opts.png:
             for c in range(maps.shape[0]):
-                png = out_dir / f"{stem}_c{c}.png"
-                pngs.submit(png, images.to_uint8(maps[c]))
-                written.append(png.relative_to(opts.out_dir).as_posix())
-        return (path.relative_to(opts.out_dir).as_posix() if npy else None), written
+                pngs.submit(out_dir / f"{stem}_c{c}.png", images.to_uint8(maps[c]))
+                written.append(_rel(item, f"{stem}_c{c}.png"))
+        return (_rel(item, f"{stem}.npy") if npy else None), written
 
     stages = []
     panels: list[tuple] = []
@@ -418,9 +430,8 @@ def write_unpool(out_dir: Path, stem: str, view, npy_rel: str, write_maps, opts:
     """An unpool map as what it is: int32 indices at pooled size beside the stage's values, the PNG
     rendered in bands; the dense ``.npy`` (``unpool_npy``) only with ``opts.unpool_dense``."""
     rec = {}
-    indices = out_dir / f"{stem}_indices.npy"
-    save_npy(indices, view.indices)
-    rec["unpool_indices"] = indices.relative_to(opts.out_dir).as_posix()
+    save_npy(out_dir / f"{stem}_indices.npy", view.indices)
+    rec["unpool_indices"] = f"{_rel_prefix(out_dir, opts)}{stem}_indices.npy"
     rec["unpool_values"] = npy_rel  # the stage's own maps are the pooled values (compute_stages)
     rec["unpool_shape"] = list(view.shape)
     if opts.unpool_dense:
