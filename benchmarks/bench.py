@@ -612,6 +612,21 @@ def _compare_e2e(a: Path, b: Path) -> tuple[bool, str]:
     return ok, f"{n} maps; max .npy err {worst:.1e} of the map's max, max PNG diff {worst_png} level(s)"
 
 
+def _machine_state(folder: Path) -> str:
+    """The state that moved the e2e times most on the 2-core VM: the output disk's free space (ext4 at 96%
+    full: system time of a default run 1.45 s against 0.81 s after 52 GB were freed) and free memory (page
+    cache written into memory that the VM's host took back costs 2.5-3.5 ms per MB; reused, 0.3-0.5)."""
+    du = shutil.disk_usage(folder)
+    text = f"disk {du.free / 2**30:.0f} GiB available, {100 * du.used / (du.used + du.free):.0f}% used (as df counts)"
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        free, cached = (int(info[k].split()[0]) / 2**20 for k in ("MemFree", "Cached"))
+        text += f"; memory {free:.1f} GiB free, {cached:.1f} GiB page cache"
+    except (OSError, KeyError, ValueError):
+        pass
+    return text
+
+
 def bench_e2e(quick: bool, results: dict) -> None:
     n = 40 if quick else 200
     src = image_dir(n, 512)
@@ -695,6 +710,8 @@ def bench_e2e(quick: bool, results: dict) -> None:
                          f"{r['images_per_s']:.1f}", f"{r['max_rss_mib']:.0f}",
                          fmt_ratio(r["images_per_s"] / tips) if label != "torch" else "1.00x"])
         emit()
+        rec["machine"] = _machine_state(work)
+        emit(f"Machine at the end: {rec['machine']}")
         emit(table(f"End to end: {n} PNGs 512x512, `{E2E_STACK}` + .npy and PNG per stage, whole processes "
                    f"(median [min] of {reps}); check: {rec.get('check', '-')}",
                    ["run", "s", "CPU s user + sys", "img/s", "maxRSS MiB", "vs torch"], rows))
