@@ -317,12 +317,6 @@ def _rel(item: InputItem, name: str) -> str:
     return name if folder == "." else f"{folder}/{name}"
 
 
-def _rel_prefix(out_dir: Path, opts: "RunJob") -> str:
-    """``out_dir`` (an input's output folder under ``opts.out_dir``) relative to ``--out``, as a prefix."""
-    folder = out_dir.relative_to(opts.out_dir).as_posix()
-    return "" if folder == "." else folder + "/"
-
-
 def _write_png(path: Path, pixels, palette=None) -> None:
     from .. import images
 
@@ -431,7 +425,7 @@ def write_unpool(out_dir: Path, stem: str, view, npy_rel: str, write_maps, opts:
     rendered in bands; the dense ``.npy`` (``unpool_npy``) only with ``opts.unpool_dense``."""
     rec = {}
     save_npy(out_dir / f"{stem}_indices.npy", view.indices)
-    rec["unpool_indices"] = f"{_rel_prefix(out_dir, opts)}{stem}_indices.npy"
+    rec["unpool_indices"] = f"{npy_rel[: npy_rel.rfind('/') + 1]}{stem}_indices.npy"  # beside the values
     rec["unpool_values"] = npy_rel  # the stage's own maps are the pooled values (compute_stages)
     rec["unpool_shape"] = list(view.shape)
     if opts.unpool_dense:
