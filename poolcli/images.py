@@ -1166,7 +1166,7 @@ def _sample(start: int, length: int, n: int, full: int, size: int) -> np.ndarray
 
 
 class _Column:
-    """One column: its header lines, its tiles per channel row (uint8 RGB or None), captions, zoom tile."""
+    """One column: its header lines, its tiles per channel row (uint8, as the canvas stores them: :class:`_Ink`), captions, zoom tile."""
 
     def __init__(self, header: list[str]):
         self.header = header
@@ -1379,8 +1379,9 @@ def _clip(canvas: np.ndarray, x: int, y: int, h: int, w: int) -> tuple[slice, sl
 
 
 def _blend(canvas: np.ndarray, x: int, y: int, mask: np.ndarray, ink) -> None:
-    """Pillow's ``paste(ink, box, mask)`` on a uint8 RGB array: ``(out * (255 - m) + ink * m) / 255``
-    rounded as Pillow's ``DIV255`` does, in uint16 (at most 65,407: no overflow)."""
+    """Pillow's ``paste(ink, box, mask)`` on a uint8 RGB (or one-channel) array:
+    ``(out * (255 - m) + ink * m) / 255`` rounded as Pillow's ``DIV255`` does, in uint16 (at most 65,407:
+    no overflow)."""
     where = _clip(canvas, x, y, *mask.shape)
     if where is None:
         return
@@ -1465,7 +1466,7 @@ class _Painter:
         self.put(canvas, (x + (width - self.width(text, small)) // 2, y), text, small, fill)
 
     def put(self, canvas: np.ndarray, xy: tuple[int, int], text: str, small: bool = False, fill=_TEXT) -> None:
-        """What ``ImageDraw.Draw(image).text(xy, text, fill, font)`` draws, on the uint8 RGB array."""
+        """What ``ImageDraw.Draw(image).text(xy, text, fill, font)`` draws, on the canvas (RGB, or a gray montage's palette indices)."""
         if not text:
             return
         mask, dx, dy = _text_mask(text, small)
