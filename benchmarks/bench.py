@@ -624,6 +624,12 @@ def _machine_state(folder: Path) -> str:
         text += f"; memory {free:.1f} GiB free, {cached:.1f} GiB page cache"
     except (OSError, KeyError, ValueError):
         pass
+    try:
+        from poolcli.outputs import host_reclaims_free_memory
+
+        text += "; host takes free memory back: " + ("yes (drop-behind on)" if host_reclaims_free_memory() else "no")
+    except ImportError:
+        pass
     return text
 
 
@@ -642,6 +648,12 @@ def bench_e2e(quick: bool, results: dict) -> None:
         variants = [("poolcli --workers 1", ["--workers", "1", *lean]), ("poolcli --workers 2", ["--workers", "2", *lean]),
                     ("poolcli --workers 2, default outputs", ["--workers", "2"])] \
             if workers else [("poolcli", lean)]
+        # The same default run with drop-behind off (poolcli.outputs._DropBehind: on where the host takes free
+        # memory back, as on this VM): what it changes, measured in the same rounds.
+        no_drop = "poolcli --workers 2, default outputs, POOLCLI_DROP_BEHIND=0"
+        variant_env = {no_drop: {**os.environ, "POOLCLI_DROP_BEHIND": "0"}}
+        if workers:
+            variants.append((no_drop, ["--workers", "2"]))
         if not workers:
             NOTES.append("`poolcli run --help` has no --workers option: the end-to-end run is timed without it")
         # Every timed run writes into a new folder, and nothing is deleted until all are timed: deleting a
@@ -688,7 +700,7 @@ def bench_e2e(quick: bool, results: dict) -> None:
         for label, extra in variants:
             old = label.startswith("baseline")
             cmd = ([sys.executable, "-m", "poolcli"] + base[len(poolcli_exe()):]) if old else base
-            env = {**os.environ, "PYTHONPATH": before} if old else None
+            env = {**os.environ, "PYTHONPATH": before} if old else variant_env.get(label)
             runs_of.append((label, lambda i, cmd=cmd, extra=extra, env=env, cwd=before if old else None: time_proc(
                 lambda _: cmd + extra + ["-o", str(fresh())], 1, warmup=0, timev=True, env=env, cwd=cwd)))
         for i in range(reps):

@@ -5,24 +5,29 @@ first and is moved into place with ``os.replace``: a reader, a crash, a full
 disk or Ctrl-C never leaves a half-written file under its final name.
 
 What this module knows: files (atomic writes of bytes, text, ``.npy``, JSON,
-CSV), file-name components that cannot escape a folder, whether a path stays
-inside ``--out``, and whether ``--out`` is writable. It knows no command and
+CSV; written files leaving the page cache once on disk, where that pays:
+:class:`_DropBehind`), file-name components that cannot escape a folder,
+whether a path stays inside ``--out``, and whether ``--out`` is writable. It knows no command and
 no image format. Imports: :mod:`poolcli.errors` (and numpy lazily, for
 ``.npy``). Nothing here prints.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import errno
+import functools
 import io
 import itertools
 import json
 import os
 import re
 import tempfile
+import threading
 import unicodedata
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from .errors import OutputError
 
@@ -61,10 +66,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "wb", closefd=False) as fh:  # the descriptor outlives it: drop-behind below
             write(fh)
+            size = fh.tell()
         os.replace(tmp, path)
     except BaseException as exc:  # also KeyboardInterrupt: never leave the temp file behind
+        os.close(fd)
         try:
             os.unlink(tmp)
         except OSError:
@@ -72,7 +79,130 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
         if isinstance(exc, OSError):
             raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
         raise
+    _drop_behind.written(fd, size)
     return path
+
+
+def drop_behind_wanted() -> bool:
+    """Whether written files leave the page cache once on disk (:class:`_DropBehind`):
+    ``POOLCLI_DROP_BEHIND=1`` or ``0`` if set, else where it was measured to help: a Linux guest whose
+    host takes its free memory back (:func:`host_reclaims_free_memory`)."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    env = os.environ.get("POOLCLI_DROP_BEHIND", "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    return host_reclaims_free_memory()
+
+
+@functools.lru_cache(maxsize=None)
+def host_reclaims_free_memory(devices: str = "/sys/bus/virtio/devices") -> bool:
+    """True in a virtual machine whose host takes free memory back: a virtio memory balloon (device id 5)
+    offering free page reporting (feature bit 5, ``VIRTIO_BALLOON_F_REPORTING``; ``features`` in sysfs
+    lists the bits from bit 0). Free pages it reported cost the guest a fault into the host when next
+    used. (Firecracker, QEMU with ``free-page-reporting=on``, cloud sandboxes.)"""
+    try:
+        entries = list(os.scandir(devices))
+    except OSError:
+        return False
+    for dev in entries:
+        try:
+            with open(os.path.join(dev.path, "device"), encoding="ascii") as f:
+                if int(f.read().strip(), 16) != 5:
+                    continue
+            with open(os.path.join(dev.path, "features"), encoding="ascii") as f:
+                bits = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        if len(bits) > 5 and bits[5] == "1":
+            return True
+    return False
+
+
+class _DropBehind:
+    """Outputs leave the page cache once they are on disk: a long batch keeps at most ``keep`` bytes of
+    what it wrote in memory, per process, instead of every byte until the kernel needs the memory.
+    On where :func:`drop_behind_wanted` says so.
+
+    A written file of at least ``least`` bytes gets ``posix_fadvise(DONTNEED)`` at once, which on Linux
+    starts its writeback (without waiting for it), and its descriptor joins a queue; once the queue holds
+    more than ``keep`` bytes, the oldest file gets ``DONTNEED`` again, which now frees its pages (those
+    written back), and is closed. The next files' pages are then the ones just freed.
+
+    Why (measured on this project's 2-core VM, whose host takes free guest memory back once more than
+    about 1 GB of it is free, ``page_reporting.max_waiting_mib=1024``: such a page costs 10-14 us the
+    first time the kernel uses it again): a
+    200-image 512x512 default run writes 440 MB. In one run of the benchmark suite, timed in turn with
+    and without drop-behind: 2.72 s (system time 0.79 s) against 3.09 s (1.60 s). 1,000 such images
+    (2.2 GB): 13.4 s against 15.7 s (system time 4.3 against 9.9 s; page cache +114 MB against +2.1 GB),
+    and 12.1-12.8 s against 11.5-12.2 s at another time; without it the same 1,000-image run took
+    11.5-15.7 s, with it 12.1-13.4 s. Its cost is the writeback started in the run's own time, not
+    later by the kernel's flusher: right after 10 GB of files were deleted (new pages cheap), the
+    200-image run took 2.63-2.91 s against 2.49-2.70 s without it. Files under ``least`` bytes (a record,
+    a small PNG) are left as they are. A forked worker starts with an empty queue.
+    """
+
+    def __init__(self, keep: int = 16 << 20, least: int = 64 << 10):
+        self.keep, self.least = keep, least
+        self._lock = threading.Lock()
+        self._queue: collections.deque[tuple[int, int]] = collections.deque()
+        self._bytes = 0
+        self._pid = -1
+        self._on = False
+        self._paused = 0
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Files written in this block stay in the page cache: e.g. a staging folder uploaded at once, then
+        deleted (writing it to disk first would be wasted)."""
+        with self._lock:
+            self._paused += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._paused -= 1
+
+    def written(self, fd: int, size: int) -> None:
+        """A file just written to ``fd`` (``size`` bytes): this object closes ``fd``, now or later."""
+        with self._lock:
+            if self._pid != os.getpid():  # first use in this process (or a forked child: not its files)
+                self._queue.clear()
+                self._bytes, self._pid = 0, os.getpid()
+                self._on = drop_behind_wanted()
+            if not self._on or self._paused or size < self.least or not self._advise(fd):
+                os.close(fd)
+                return
+            self._queue.append((fd, size))
+            self._bytes += size
+            while self._bytes > self.keep:
+                old, n = self._queue.popleft()
+                self._bytes -= n
+                self._advise(old)
+                os.close(old)
+
+    def flush(self) -> None:
+        """Close every descriptor still queued (their pages stay cached)."""
+        with self._lock:
+            while self._queue:
+                os.close(self._queue.popleft()[0])
+            self._bytes = 0
+
+    @staticmethod
+    def _advise(fd: int) -> bool:
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            return True
+        except OSError:  # e.g. a pipe or a file system that refuses: nothing to drop
+            return False
+
+
+_drop_behind = _DropBehind()
+
+
+def kept_in_cache() -> contextlib.AbstractContextManager[None]:
+    """A block whose files stay in the page cache (see :class:`_DropBehind`)."""
+    return _drop_behind.paused()
 
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)

@@ -38,6 +38,7 @@ from typing import Any, Iterable, Sequence
 
 from .batch import InputItem, Discovery, distinct_outputs, matches, out_name
 from .errors import OutputError, UsageError
+from .outputs import kept_in_cache
 from .storage import Store, is_url, redact
 
 __all__ = ["Target", "scan_url", "process", "RemoteOut", "url_fingerprint_fields"]
@@ -176,7 +177,8 @@ def _to_store(job: Any, item: InputItem, fp: str | None, stage: Path, out: Store
     folder = job.guard_path(stage, item).relative_to(stage).as_posix()
     try:
         out.remove_file(marker)  # the outputs are about to change: the old marker no longer vouches
-        outcome = job.process(item, fp, stage)
+        with kept_in_cache():  # read back for the upload, then deleted: no writeback to disk first
+            outcome = job.process(item, fp, stage)
         if not outcome.get("ok"):
             return outcome
         if folder and folder != marker:  # the input's folder is replaced whole, never merged

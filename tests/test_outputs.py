@@ -381,3 +381,123 @@ def test_save_npy_writes_np_save_bytes(tmp_path, array):
     back = np.load(tmp_path / "a.npy")
     want = np.ascontiguousarray(array)  # (a 0-d array is saved 1-d, as before)
     assert back.dtype == want.dtype and back.shape == want.shape and np.array_equal(back, want)
+
+
+# ----------------------------------------------------------------------------- drop-behind (outputs leave the page cache)
+
+needs_fadvise = pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this OS")
+
+
+def _open_fds() -> int:
+    return len(os.listdir(f"/proc/{os.getpid()}/fd"))
+
+
+@pytest.fixture
+def behind(monkeypatch):
+    """A fresh drop-behind queue (150 kB files: the budget holds two) and the advice it gives, recorded."""
+    calls: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def record(fd, offset, length, advice):
+        calls.append((os.fstat(fd).st_size, advice))
+        return real(fd, offset, length, advice)
+
+    monkeypatch.setattr(outputs.os, "posix_fadvise", record)
+    monkeypatch.setenv("POOLCLI_DROP_BEHIND", "1")  # on whatever the machine (auto: see the next tests)
+    queue = outputs._DropBehind(keep=300_000, least=100_000)
+    monkeypatch.setattr(outputs, "_drop_behind", queue)
+    yield queue, calls
+    queue.flush()
+
+
+@needs_fadvise
+def test_drop_behind_advises_large_files_and_closes_them_past_the_budget(tmp_path, behind):
+    """Each large file: DONTNEED once written (its writeback starts), DONTNEED again and closed once the
+    files written after it fill the budget; a small file is closed at once, never advised; the bytes are
+    the bytes written, and the descriptors held stay within the budget whatever the number of files."""
+    queue, calls = behind
+    before = _open_fds()
+    data = [bytes([k]) * 150_000 for k in range(40)]
+    for k, d in enumerate(data):
+        atomic_write_bytes(tmp_path / f"{k}.bin", d)
+        assert _open_fds() - before <= 2, k  # 300 kB of 150 kB files
+    atomic_write_bytes(tmp_path / "small.json", b"{}")
+    assert all(size == 150_000 and advice == os.POSIX_FADV_DONTNEED for size, advice in calls)
+    # written: 40 advices; pushed out of the 300 kB budget: all but the last two
+    assert len(calls) == 40 + 38
+    assert _open_fds() - before == 2
+    queue.flush()
+    assert _open_fds() == before
+    assert [(tmp_path / f"{k}.bin").read_bytes() for k in range(40)] == data
+    assert (tmp_path / "small.json").read_bytes() == b"{}"
+
+
+@needs_fadvise
+def test_drop_behind_off_by_environment_and_in_a_staging_block(tmp_path, behind, monkeypatch):
+    queue, calls = behind
+    before = _open_fds()
+    with outputs.kept_in_cache():  # e.g. a staging folder uploaded at once (poolcli.remote)
+        for k in range(5):
+            atomic_write_bytes(tmp_path / f"s{k}.bin", b"x" * 150_000)
+    assert calls == [] and _open_fds() == before
+    monkeypatch.setenv("POOLCLI_DROP_BEHIND", "0")
+    fresh = outputs._DropBehind(keep=300_000, least=100_000)  # read once per process
+    monkeypatch.setattr(outputs, "_drop_behind", fresh)
+    for k in range(5):
+        atomic_write_bytes(tmp_path / f"e{k}.bin", b"y" * 150_000)
+    assert calls == [] and _open_fds() == before
+    assert all((tmp_path / f"e{k}.bin").read_bytes() == b"y" * 150_000 for k in range(5))
+
+
+@needs_fadvise
+def test_drop_behind_a_forked_child_leaves_the_parents_files_alone(tmp_path, behind):
+    """A worker forked with files in its parent's queue starts with its own empty queue: it neither
+    advises nor closes the parent's descriptors (copies of them)."""
+    queue, calls = behind
+    atomic_write_bytes(tmp_path / "parent.bin", b"p" * 150_000)
+    assert len(queue._queue) == 1
+    pid = os.fork()
+    if pid == 0:  # the child: its first write resets the queue it inherited
+        code = 1
+        try:
+            atomic_write_bytes(tmp_path / "child.bin", b"c" * 150_000)
+            code = 0 if [fd for fd, _ in queue._queue] != [] and len(queue._queue) == 1 and queue._bytes == 150_000 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(queue._queue) == 1 and os.fstat(queue._queue[0][0]).st_size == 150_000  # still open here
+    assert (tmp_path / "child.bin").read_bytes() == b"c" * 150_000
+
+
+def _virtio(root: Path, name: str, device: int, features: str) -> None:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "device").write_text(f"0x{device:04x}\n")
+    (d / "features").write_text(features.ljust(64, "0") + "\n")
+
+
+@pytest.mark.parametrize("devices, want", [
+    ([], False),  # no virtio device: bare metal, or another hypervisor
+    ([("virtio0", 2, "0010001001")], False),  # a disk only
+    ([("virtio0", 5, "0110000001")], False),  # a balloon without free page reporting
+    ([("virtio1", 2, "0010001001"), ("virtio0", 5, "0110010100")], True),  # with it (bit 5): Firecracker
+    ([("virtio0", 2, "0000010000")], False),  # bit 5 of another device is another feature
+])
+def test_host_reclaims_free_memory_reads_the_balloons_features(tmp_path, devices, want):
+    for name, device, bits in devices:
+        _virtio(tmp_path, name, device, bits)
+    root = str(tmp_path if devices else tmp_path / "absent")
+    assert outputs.host_reclaims_free_memory(root) is want
+
+
+def test_drop_behind_wanted_follows_the_environment_then_the_machine(monkeypatch):
+    if not hasattr(os, "posix_fadvise"):
+        assert outputs.drop_behind_wanted() is False
+        return
+    monkeypatch.setenv("POOLCLI_DROP_BEHIND", "0")
+    assert outputs.drop_behind_wanted() is False
+    monkeypatch.setenv("POOLCLI_DROP_BEHIND", "1")
+    assert outputs.drop_behind_wanted() is True
+    monkeypatch.delenv("POOLCLI_DROP_BEHIND")
+    assert outputs.drop_behind_wanted() is outputs.host_reclaims_free_memory()
