@@ -501,3 +501,49 @@ def test_drop_behind_wanted_follows_the_environment_then_the_machine(monkeypatch
     assert outputs.drop_behind_wanted() is True
     monkeypatch.delenv("POOLCLI_DROP_BEHIND")
     assert outputs.drop_behind_wanted() is outputs.host_reclaims_free_memory()
+
+
+@needs_fadvise
+def test_drop_behind_holds_a_bounded_number_of_descriptors(tmp_path, behind, monkeypatch):
+    """Many files just over the size floor: the queue closes the oldest past ``files`` descriptors too
+    (a low ``ulimit -n`` is never reached through it)."""
+    queue = outputs._DropBehind(keep=1 << 30, least=1000, files=5)
+    monkeypatch.setattr(outputs, "_drop_behind", queue)
+    before = _open_fds()
+    for k in range(30):
+        atomic_write_bytes(tmp_path / f"{k}.bin", b"z" * 1500)
+        assert _open_fds() - before <= 5
+    assert len(queue._queue) == 5
+    queue.flush()
+    assert _open_fds() == before
+
+
+@needs_fadvise
+def test_a_batch_with_drop_behind_writes_what_it_writes_without(tmp_path):
+    """A user's batch (``python -m poolcli run``, two workers, every output) with drop-behind forced on and
+    off: the same files, the same arrays, the same pixels, and no temporary file left."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    src = tmp_path / "in"
+    for k in range(6):
+        write_image(src / f"p{k}.png", "RGB" if k % 2 else "L", size=(300 + 7 * k, 260), seed=k)
+    outs = {}
+    for flag in ("1", "0"):
+        out = tmp_path / f"out{flag}"
+        env = {**os.environ, "POOLCLI_DROP_BEHIND": flag}
+        done = subprocess.run([sys.executable, "-m", "poolcli", "run", str(src), "--stack", "sobel | max(2) | max(2)",
+                               "--workers", "2", "-q", "-o", str(out)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        outs[flag] = out
+    names = {flag: sorted(p.relative_to(o).as_posix() for p in o.rglob("*")) for flag, o in outs.items()}
+    assert names["1"] == names["0"] and not [n for n in names["1"] if n.endswith(".tmp")]
+    assert sum(n.endswith(".npy") for n in names["1"]) == 6 * 5
+    for name in names["1"]:
+        a, b = outs["1"] / name, outs["0"] / name
+        if name.endswith(".npy"):
+            assert a.read_bytes() == b.read_bytes(), name
+        elif name.endswith(".png"):
+            assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b))), name
