@@ -394,7 +394,8 @@ def _open_fds() -> int:
 
 @pytest.fixture
 def behind(monkeypatch):
-    """A fresh drop-behind queue (150 kB files: the budget holds two) and the advice it gives, recorded."""
+    """A fresh drop-behind queue (150 kB files, the largest it takes: the budget holds four) and the advice
+    it gives, recorded."""
     calls: list[tuple[int, int]] = []
     real = os.posix_fadvise
 
@@ -404,7 +405,7 @@ def behind(monkeypatch):
 
     monkeypatch.setattr(outputs.os, "posix_fadvise", record)
     monkeypatch.setenv("POOLCLI_DROP_BEHIND", "1")  # on whatever the machine (auto: see the next tests)
-    queue = outputs._DropBehind(keep=300_000, least=100_000)
+    queue = outputs._DropBehind(keep=600_000, least=100_000)
     monkeypatch.setattr(outputs, "_drop_behind", queue)
     yield queue, calls
     queue.flush()
@@ -420,16 +421,17 @@ def test_drop_behind_advises_large_files_and_closes_them_past_the_budget(tmp_pat
     data = [bytes([k]) * 150_000 for k in range(40)]
     for k, d in enumerate(data):
         atomic_write_bytes(tmp_path / f"{k}.bin", d)
-        assert _open_fds() - before <= 2, k  # 300 kB of 150 kB files
+        assert _open_fds() - before <= 4, k  # 600 kB of 150 kB files
     atomic_write_bytes(tmp_path / "small.json", b"{}")
+    atomic_write_bytes(tmp_path / "large.bin", b"L" * 150_001)  # above a quarter of the budget: left alone
     assert all(size == 150_000 and advice == os.POSIX_FADV_DONTNEED for size, advice in calls)
-    # written: 40 advices; pushed out of the 300 kB budget: all but the last two
-    assert len(calls) == 40 + 38
-    assert _open_fds() - before == 2
+    # written: 40 advices; pushed out of the 600 kB budget: all but the last four
+    assert len(calls) == 40 + 36
+    assert _open_fds() - before == 4
     queue.flush()
     assert _open_fds() == before
     assert [(tmp_path / f"{k}.bin").read_bytes() for k in range(40)] == data
-    assert (tmp_path / "small.json").read_bytes() == b"{}"
+    assert (tmp_path / "small.json").read_bytes() == b"{}" and (tmp_path / "large.bin").stat().st_size == 150_001
 
 
 @needs_fadvise
