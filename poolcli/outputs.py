@@ -5,7 +5,7 @@ first and is moved into place with ``os.replace``: a reader, a crash, a full
 disk or Ctrl-C never leaves a half-written file under its final name.
 
 What this module knows: files (atomic writes of bytes, text, ``.npy``, JSON,
-CSV; written files leaving the page cache once on disk, where that pays:
+CSV; written files leaving the page cache once on disk, when asked:
 :class:`_DropBehind`), file-name components that cannot escape a folder,
 whether a path stays inside ``--out``, and whether ``--out`` is writable. It knows no command and
 no image format. Imports: :mod:`poolcli.errors` (and numpy lazily, for
@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import functools
 import io
 import itertools
 import json
@@ -84,45 +83,15 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
 
 
 def drop_behind_wanted() -> bool:
-    """Whether written files leave the page cache once on disk (:class:`_DropBehind`):
-    ``POOLCLI_DROP_BEHIND=1`` or ``0`` if set, else where it was measured to help: a Linux guest whose
-    host takes its free memory back (:func:`host_reclaims_free_memory`)."""
-    if not hasattr(os, "posix_fadvise"):
-        return False
-    env = os.environ.get("POOLCLI_DROP_BEHIND", "").strip()
-    if env in ("0", "1"):
-        return env == "1"
-    return host_reclaims_free_memory()
-
-
-@functools.lru_cache(maxsize=None)
-def host_reclaims_free_memory(devices: str = "/sys/bus/virtio/devices") -> bool:
-    """True in a virtual machine whose host takes free memory back: a virtio memory balloon (device id 5)
-    offering free page reporting (feature bit 5, ``VIRTIO_BALLOON_F_REPORTING``; ``features`` in sysfs
-    lists the bits from bit 0). Free pages it reported cost the guest a fault into the host when next
-    used. (Firecracker, QEMU with ``free-page-reporting=on``, cloud sandboxes.)"""
-    try:
-        entries = list(os.scandir(devices))
-    except OSError:
-        return False
-    for dev in entries:
-        try:
-            with open(os.path.join(dev.path, "device"), encoding="ascii") as f:
-                if int(f.read().strip(), 16) != 5:
-                    continue
-            with open(os.path.join(dev.path, "features"), encoding="ascii") as f:
-                bits = f.read().strip()
-        except (OSError, ValueError):
-            continue
-        if len(bits) > 5 and bits[5] == "1":
-            return True
-    return False
+    """Whether written files leave the page cache once on disk (:class:`_DropBehind`): only when asked,
+    with ``POOLCLI_DROP_BEHIND=1`` (and where ``os.posix_fadvise`` exists)."""
+    return hasattr(os, "posix_fadvise") and os.environ.get("POOLCLI_DROP_BEHIND", "").strip() == "1"
 
 
 class _DropBehind:
     """Outputs leave the page cache once they are on disk: a long batch keeps at most ``keep`` bytes of
     what it wrote in memory, per process, instead of every byte until the kernel needs the memory.
-    On where :func:`drop_behind_wanted` says so.
+    On with ``POOLCLI_DROP_BEHIND=1`` (:func:`drop_behind_wanted`).
 
     A written file of at least ``least`` bytes gets ``posix_fadvise(DONTNEED)`` at once, which on Linux
     starts its writeback (without waiting for it), and its descriptor joins a queue; once the queue holds
@@ -134,17 +103,17 @@ class _DropBehind:
     the files after them push them out, and starting a large file's writeback waits for the disk's queue
     (an 8192x8192 run's 256 MB ``.npy``: 4.2-5.6 s against 3.4-4.4 s, peak memory 896 against 816 MB).
 
-    Why (measured on this project's 2-core VM, whose host takes free guest memory back once more than
-    about 1 GB of it is free, ``page_reporting.max_waiting_mib=1024``: such a page costs 10-14 us the
-    first time the kernel uses it again): a
-    200-image 512x512 default run writes 440 MB. In one run of the benchmark suite, timed in turn with
-    and without drop-behind: 2.72 s (system time 0.79 s) against 3.09 s (1.60 s). 1,000 such images
-    (2.2 GB): 13.4 s against 15.7 s (system time 4.3 against 9.9 s; page cache +114 MB against +2.1 GB),
-    and 12.1-12.8 s against 11.5-12.2 s at another time; without it the same 1,000-image run took
-    11.5-15.7 s, with it 12.1-13.4 s. Its cost is the writeback started in the run's own time, not
-    later by the kernel's flusher: right after 10 GB of files were deleted (new pages cheap), the
-    200-image run took 2.63-2.91 s against 2.49-2.70 s without it. Files under ``least`` bytes (a record,
-    a small PNG) are left as they are. A forked worker starts with an empty queue.
+    Why it is not on by default (measured on this project's 2-core VM, whose host takes free guest
+    memory back: a page the guest has not used for a while costs 10-14 us the first time the kernel
+    uses it again): a 200-image 512x512 default run writes 440 MB. Timed in turn with and without it,
+    in the benchmark suite's order (after the PyTorch script and a lean run), the run took 2.72 against
+    3.09 s (system time 0.79 against 1.60 s) in one run of the suite, 3.01 against 2.81 s in the next;
+    by hand 3.00 against 3.39 s once, then 2.63-2.91 against 2.49-2.70 s three times and 3.47 against
+    3.33 s (medians of 3 to 6); 1,000 images (2.2 GB) 13.4 against 15.7 s, 12.1 against 12.2 s and 12.8
+    against 11.5 s. Its cost is the writeback, started in the run's own time instead of later; what it
+    saves depends on how much free memory the host has taken back at the time. What it always does:
+    the page cache grew by 114 MB instead of 2.1 GB over those 1,000 images. Files under ``least``
+    bytes (a record, a small PNG) are left as they are. A forked worker starts with an empty queue.
     """
 
     def __init__(self, keep: int = 16 << 20, least: int = 64 << 10, files: int = 64):

@@ -404,7 +404,7 @@ def behind(monkeypatch):
         return real(fd, offset, length, advice)
 
     monkeypatch.setattr(outputs.os, "posix_fadvise", record)
-    monkeypatch.setenv("POOLCLI_DROP_BEHIND", "1")  # on whatever the machine (auto: see the next tests)
+    monkeypatch.setenv("POOLCLI_DROP_BEHIND", "1")  # asked for
     queue = outputs._DropBehind(keep=600_000, least=100_000)
     monkeypatch.setattr(outputs, "_drop_behind", queue)
     yield queue, calls
@@ -472,37 +472,12 @@ def test_drop_behind_a_forked_child_leaves_the_parents_files_alone(tmp_path, beh
     assert (tmp_path / "child.bin").read_bytes() == b"c" * 150_000
 
 
-def _virtio(root: Path, name: str, device: int, features: str) -> None:
-    d = root / name
-    d.mkdir(parents=True)
-    (d / "device").write_text(f"0x{device:04x}\n")
-    (d / "features").write_text(features.ljust(64, "0") + "\n")
-
-
-@pytest.mark.parametrize("devices, want", [
-    ([], False),  # no virtio device: bare metal, or another hypervisor
-    ([("virtio0", 2, "0010001001")], False),  # a disk only
-    ([("virtio0", 5, "0110000001")], False),  # a balloon without free page reporting
-    ([("virtio1", 2, "0010001001"), ("virtio0", 5, "0110010100")], True),  # with it (bit 5): Firecracker
-    ([("virtio0", 2, "0000010000")], False),  # bit 5 of another device is another feature
-])
-def test_host_reclaims_free_memory_reads_the_balloons_features(tmp_path, devices, want):
-    for name, device, bits in devices:
-        _virtio(tmp_path, name, device, bits)
-    root = str(tmp_path if devices else tmp_path / "absent")
-    assert outputs.host_reclaims_free_memory(root) is want
-
-
-def test_drop_behind_wanted_follows_the_environment_then_the_machine(monkeypatch):
-    if not hasattr(os, "posix_fadvise"):
-        assert outputs.drop_behind_wanted() is False
-        return
-    monkeypatch.setenv("POOLCLI_DROP_BEHIND", "0")
-    assert outputs.drop_behind_wanted() is False
-    monkeypatch.setenv("POOLCLI_DROP_BEHIND", "1")
-    assert outputs.drop_behind_wanted() is True
+def test_drop_behind_only_when_asked(monkeypatch):
+    for value, want in (("1", True), ("0", False), ("", False), ("yes", False)):
+        monkeypatch.setenv("POOLCLI_DROP_BEHIND", value)
+        assert outputs.drop_behind_wanted() is (want and hasattr(os, "posix_fadvise"))
     monkeypatch.delenv("POOLCLI_DROP_BEHIND")
-    assert outputs.drop_behind_wanted() is outputs.host_reclaims_free_memory()
+    assert outputs.drop_behind_wanted() is False
 
 
 @needs_fadvise
@@ -522,8 +497,8 @@ def test_drop_behind_holds_a_bounded_number_of_descriptors(tmp_path, behind, mon
 
 @needs_fadvise
 def test_a_batch_with_drop_behind_writes_what_it_writes_without(tmp_path):
-    """A user's batch (``python -m poolcli run``, two workers, every output) with drop-behind forced on and
-    off: the same files, the same arrays, the same pixels, and no temporary file left."""
+    """A user's batch (``python -m poolcli run``, two workers, every output) with drop-behind on and off:
+    the same files, the same arrays, the same pixels, and no temporary file left."""
     import subprocess
     import sys
 
