@@ -7,9 +7,9 @@ disk or Ctrl-C never leaves a half-written file under its final name.
 What this module knows: files (atomic writes of bytes, text, ``.npy``, JSON,
 CSV; written files leaving the page cache once on disk, when asked:
 :class:`_DropBehind`), file-name components that cannot escape a folder,
-whether a path stays inside ``--out``, and whether ``--out`` is writable. It knows no command and
-no image format. Imports: :mod:`poolcli.errors` (and numpy lazily, for
-``.npy``). Nothing here prints.
+whether a path stays inside ``--out``, and whether ``--out`` is writable. It
+knows no command and no image format. Imports: :mod:`poolcli.errors` (and
+numpy lazily, for ``.npy``). Nothing here prints.
 """
 
 from __future__ import annotations
@@ -137,10 +137,22 @@ class _DropBehind:
             with self._lock:
                 self._paused -= 1
 
+    def after_fork(self) -> None:
+        """In a forked child (``os.register_at_fork``): a lock of its own (the parent's may have been held
+        by another thread), and none of the parent's files (its copies of their descriptors closed)."""
+        self._lock = threading.Lock()
+        for fd, _ in self._queue:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._queue.clear()
+        self._bytes, self._pid = 0, os.getpid()
+
     def written(self, fd: int, size: int) -> None:
         """A file just written to ``fd`` (``size`` bytes): this object closes ``fd``, now or later."""
         with self._lock:
-            if self._pid != os.getpid():  # first use in this process (or a forked child: not its files)
+            if self._pid != os.getpid():  # first use in this process
                 self._queue.clear()
                 self._bytes, self._pid = 0, os.getpid()
                 self._on = drop_behind_wanted()
@@ -172,6 +184,8 @@ class _DropBehind:
 
 
 _drop_behind = _DropBehind()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _drop_behind.after_fork())  # (the instance of the moment)
 
 
 def kept_in_cache() -> contextlib.AbstractContextManager[None]:

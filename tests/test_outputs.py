@@ -453,17 +453,22 @@ def test_drop_behind_off_by_environment_and_in_a_staging_block(tmp_path, behind,
 
 @needs_fadvise
 def test_drop_behind_a_forked_child_leaves_the_parents_files_alone(tmp_path, behind):
-    """A worker forked with files in its parent's queue starts with its own empty queue: it neither
-    advises nor closes the parent's descriptors (copies of them)."""
+    """A worker forked with files in its parent's queue starts with its own empty queue and lock (its
+    copies of the parent's descriptors closed); the parent's queue and descriptors are untouched."""
     queue, calls = behind
     atomic_write_bytes(tmp_path / "parent.bin", b"p" * 150_000)
     assert len(queue._queue) == 1
+    inherited = queue._queue[0][0]
     pid = os.fork()
-    if pid == 0:  # the child: its first write resets the queue it inherited
+    if pid == 0:  # the child: an empty queue, its copy of the parent's descriptor closed
         code = 1
         try:
-            atomic_write_bytes(tmp_path / "child.bin", b"c" * 150_000)
-            code = 0 if [fd for fd, _ in queue._queue] != [] and len(queue._queue) == 1 and queue._bytes == 150_000 else 2
+            try:
+                os.fstat(inherited)
+                code = 3
+            except OSError:
+                atomic_write_bytes(tmp_path / "child.bin", b"c" * 150_000)
+                code = 0 if len(queue._queue) == 1 and queue._bytes == 150_000 else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
