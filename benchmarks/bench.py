@@ -61,6 +61,7 @@ ndi = _try_import("scipy.ndimage")
 if torch is not None:
     import torch.nn.functional as TF
 
+from _machine import page_reporting  # noqa: E402 (this folder: bench.py runs as a script)
 from poolcli import kernels as K  # noqa: E402
 from poolcli.filters import apply_filter, correlate2d, get_filter  # noqa: E402
 from poolcli.pooling import pool2d, pool_geometry  # noqa: E402
@@ -624,25 +625,7 @@ def _machine_state(folder: Path) -> str:
         text += f"; memory {free:.1f} GiB free, {cached:.1f} GiB page cache"
     except (OSError, KeyError, ValueError):
         pass
-    return text + f"; host takes free memory back: {'yes' if host_reclaims_free_memory() else 'no'}"
-
-
-def host_reclaims_free_memory(devices: str = "/sys/bus/virtio/devices") -> bool:
-    """A VM whose host takes free memory back: a virtio balloon (device 5) with free page reporting
-    (feature bit 5; sysfs lists the bits from bit 0). Its free pages cost a fault into the host when
-    next used: new page cache (the outputs) then costs 2.5-3.5 ms per MB on this project's VM."""
-    try:
-        for dev in os.scandir(devices):
-            with open(os.path.join(dev.path, "device")) as f:
-                if int(f.read().strip(), 16) != 5:
-                    continue
-            with open(os.path.join(dev.path, "features")) as f:
-                bits = f.read().strip()
-            if len(bits) > 5 and bits[5] == "1":
-                return True
-    except (OSError, ValueError):
-        pass
-    return False
+    return f"{text}; {page_reporting()}"
 
 
 def bench_e2e(quick: bool, results: dict) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _machine import page_reporting  # noqa: E402
 from poolcli import outputs  # noqa: E402
 
 # A 512x512 input's files with `sobel | max(2) | max(2)` and every output (bytes), as a run wrote them
@@ -55,17 +56,6 @@ def write_batch(folder: Path, images: int, payloads: list[bytes], drop: bool) ->
     return {"ms": 1e3 * wall / images, "cpu_ms": 1e3 * cpu / images, "cache_mb": cached_mb() - before}
 
 
-def machine() -> str:
-    from bench import host_reclaims_free_memory
-
-    text = f"host takes free memory back: {'yes' if host_reclaims_free_memory() else 'no'}"
-    params = Path("/sys/module/page_reporting/parameters")
-    if params.is_dir():
-        text += "; page_reporting " + ", ".join(f"{p.name}={p.read_text().strip()}" for p in sorted(params.iterdir())
-                                               if p.name in ("page_reporting_order", "max_waiting_mib", "min_free_ms"))
-    return text
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=400)
@@ -84,7 +74,7 @@ def main() -> None:
                 runs[label].append(write_batch(work / f"{label}{r}", args.images, payloads, label == "on"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(machine())
+    print(page_reporting())
     print(f"{args.images} images x {len(SIZES)} files ({sum(SIZES) / 1e6:.2f} MB an image), {args.rounds} rounds; "
           "median [all]")
     print(f"{'drop-behind':12s} {'ms/image':>28s} {'CPU ms/image':>14s} {'page cache growth MB':>26s}")

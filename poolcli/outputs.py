@@ -67,7 +67,6 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
     try:
         with os.fdopen(fd, "wb", closefd=False) as fh:  # the descriptor outlives it: drop-behind below
             write(fh)
-            size = fh.tell()
         os.replace(tmp, path)
     except BaseException as exc:  # also KeyboardInterrupt: never leave the temp file behind
         os.close(fd)
@@ -78,7 +77,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any])
         if isinstance(exc, OSError):
             raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
         raise
-    _drop_behind.written(fd, size)
+    _drop_behind.written(fd)
     return path
 
 
@@ -121,8 +120,7 @@ class _DropBehind:
         self._lock = threading.Lock()
         self._queue: collections.deque[tuple[int, int]] = collections.deque()
         self._bytes = 0
-        self._pid = -1
-        self._on = False
+        self._on: bool | None = None  # POOLCLI_DROP_BEHIND, read at the first file
         self._paused = 0
 
     @contextlib.contextmanager
@@ -147,16 +145,18 @@ class _DropBehind:
             except OSError:
                 pass
         self._queue.clear()
-        self._bytes, self._pid = 0, os.getpid()
+        self._bytes = 0
 
-    def written(self, fd: int, size: int) -> None:
-        """A file just written to ``fd`` (``size`` bytes): this object closes ``fd``, now or later."""
+    def written(self, fd: int) -> None:
+        """A file just written to ``fd``: this object closes ``fd``, now or later."""
         with self._lock:
-            if self._pid != os.getpid():  # first use in this process
-                self._queue.clear()
-                self._bytes, self._pid = 0, os.getpid()
+            if self._on is None:
                 self._on = drop_behind_wanted()
-            if not self._on or self._paused or not self.least <= size <= self.keep // 4 or not self._advise(fd):
+            if not self._on or self._paused:
+                os.close(fd)
+                return
+            size = os.fstat(fd).st_size
+            if not self.least <= size <= self.keep // 4 or not self._advise(fd):
                 os.close(fd)
                 return
             self._queue.append((fd, size))
